@@ -1,0 +1,17 @@
+"""Plain ``nn.Module`` building blocks of the methods (no Lightning here)."""
+
+from faceswaplab.nets.autoencoder import Decoder, Encoder
+from faceswaplab.nets.init import init_weights
+from faceswaplab.nets.patchgan import MultiscaleDiscriminator, PatchDiscriminator
+from faceswaplab.nets.resnet import ResnetGenerator
+from faceswaplab.nets.unet import UnetGenerator
+
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "MultiscaleDiscriminator",
+    "PatchDiscriminator",
+    "ResnetGenerator",
+    "UnetGenerator",
+    "init_weights",
+]

@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -23,6 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -56,3 +61,62 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         raise TypeError(f"write_image expects uint8, got {image.dtype} for {path}")
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; `reason` is a short human-readable cause."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read any still image as (H, W, 3) uint8 RGB, upright.
+
+    EXIF orientation is applied; grayscale, palette, RGBA/LA (alpha dropped), CMYK and 16-bit or float images are
+    converted. Raises `ImageReadError` for missing, empty, truncated or non-image files.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageReadError(path, "empty file")
+        with Image.open(path) as im:
+            im.load()  # decode now, so that truncated files fail here
+            ImageOps.exif_transpose(im, in_place=True)
+            return _to_rgb8(im, path)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(path, f"image too large to decode safely ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for corrupt or unknown data
+        raise ImageReadError(path, f"not a readable image ({e})") from None
+
+
+def _to_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode in ("RGB", "L", "P", "PA", "RGBA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBX", "RGBa", "La"):
+        if mode == "P" and "transparency" in im.info:
+            im = im.convert("RGBA")
+        return np.asarray(im.convert("RGB"))
+    # High bit depth: "I;16*", "I" (32-bit int) or "F" (float); scale to 8 bits by the type's range.
+    a = np.asarray(im)
+    if a.ndim == 3:
+        a = a[..., :3]
+    if mode.startswith("I;16") or a.dtype == np.uint16:
+        a8 = a.astype(np.float32) / 257.0
+    elif mode == "I":  # 32-bit integers: usually 16-bit data widened by PIL
+        a8 = a.astype(np.float64) / (257.0 if a.max() > 255 else 1.0)
+    elif mode == "F":
+        a8 = a * (255.0 if a.max() <= 1.0 else 1.0)
+    else:
+        raise ImageReadError(path, f"unsupported image mode {mode}")
+    a8 = np.clip(np.round(a8), 0, 255).astype(np.uint8)
+    if a8.ndim == 2:
+        a8 = np.repeat(a8[..., None], 3, axis=2)
+    return np.ascontiguousarray(a8)

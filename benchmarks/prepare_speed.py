@@ -1,0 +1,92 @@
+"""Throughput of `faceswaplab.prepare` (faces written per second) with the dlib HOG backend on real media.
+
+    python benchmarks/prepare_speed.py [--media ../shared/media] [--fps 10] [--max-frames 60] [--workers 1 2]
+                                      [--write benchmarks/prepare_speed.md]
+
+Inputs: every photo under media/photos (tight 150 px crops, portraits, group photos) plus frames of each video in
+media/videos sampled at --fps (at most --max-frames each). Each setting runs into a fresh output folder; the
+time includes starting the worker processes, so it is what a user waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_input(media: Path, folder: Path) -> tuple[int, int]:
+    """Link all media photos and videos into one folder; return (photos, videos)."""
+    photos = sorted((media / "photos").rglob("*.jpg"))
+    videos = sorted((media / "videos").glob("*.mp4"))
+    for p in photos:
+        (folder / f"{p.parent.name}__{p.name}").symlink_to(p)
+    for v in videos:
+        (folder / v.name).symlink_to(v)
+    return len(photos), len(videos)
+
+
+def run(folder: Path, workers: int, fps: float, max_frames: int) -> dict:
+    from faceswaplab.prepare import prepare
+
+    out = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
+    try:
+        t = time.perf_counter()
+        s = prepare(folder, out, backend="dlib", detector="hog", workers=workers, fps=fps, max_frames=max_frames,
+                    progress=False, require_faces=False)
+        dt = time.perf_counter() - t
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"workers": workers, "seconds": dt, "faces": s.faces, "items": s.items,
+            "faces_per_s": s.faces / dt, "items_per_s": s.items / dt}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--media", type=Path, default=Path(os.environ.get("FACESWAPLAB_MEDIA", ROOT.parent / "shared" / "media")))
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--max-frames", type=int, default=60)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--write", type=Path, help="write the results as markdown to this file")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "media"
+        folder.mkdir()
+        n_photos, n_videos = build_input(args.media, folder)
+        results = [run(folder, w, args.fps, args.max_frames) for w in args.workers]
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [
+        f"Inputs: {n_photos} photos + {n_videos} videos at {args.fps:g} fps (<= {args.max_frames} frames each); "
+        f"backend dlib HOG, upsample 1, size 256.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{load:.1f} at the end.",
+        "",
+        "| workers | images+frames | faces | seconds | faces/s | images/s |",
+        "|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in results:
+        lines.append(f"| {r['workers']} | {r['items']} | {r['faces']} | {r['seconds']:.1f} | "
+                     f"{r['faces_per_s']:.2f} | {r['items_per_s']:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        cmd = "python benchmarks/prepare_speed.py " + " ".join(
+            [f"--fps {args.fps:g}", f"--max-frames {args.max_frames}", "--workers " + " ".join(map(str, args.workers))]
+        )
+        args.write.write_text(
+            "# prepare speed (dlib HOG)\n\n"
+            "Faces written per second by `faceswaplab.prepare` on the shared real media, including worker start-up.\n\n"
+            f"Command: `{cmd} --write {args.write}`\n\n" + table + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""`FaceDataModule`: the one Lightning data module of every method and of the benchmark.
+
+Two modes:
+
+* ``mode="pair"``: identities `A` and `B` (sources of :mod:`faceswaplab.data.datasets`); batches hold the keys of
+  :mod:`faceswaplab.data.schema` suffixed ``_A`` / ``_B``. A and B are drawn independently (unpaired): an epoch
+  has ``max(len A, len B)`` items and the shorter side cycles through fresh permutations of itself.
+* ``mode="many"``: every identity of `identities` (an identity set such as ``SyntheticIdentities`` or
+  ``RawIdentities``, or a list of sources; defaults to ``[A, B]``); batches hold the unsuffixed keys and an epoch
+  visits every sample once.
+
+Splits (train/val/test) are fixed by `seed` and `splits` fractions (see `FaceSource.split`); `save_splits` writes
+them to ``splits.json`` and `splits_file` reuses one, so the benchmark evaluates on images no method trained on.
+
+Randomness (shuffling and per-sample augmentation seeds) is drawn in the main process by the samplers, from
+(seed, epoch): batches are identical for any `num_workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import cv2
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler, default_collate
+
+from faceswaplab.data.augment import Augment
+from faceswaplab.data.datasets import (
+    SPLITS,
+    FaceDataset,
+    FaceSource,
+    IdentitySet,
+    ManyDataset,
+    PairDataset,
+    describe,
+    plain as _plain,
+)
+from faceswaplab.faces.masks import DEFAULT_FOREHEAD
+
+log = logging.getLogger(__name__)
+
+SPLITS_FORMAT = 1
+DEFAULT_CACHE_DIR = "~/.cache/faceswaplab/prepared"
+
+
+class SampleRef(NamedTuple):
+    """One sample of the data module: identity number and index within that identity's split."""
+
+    identity: int
+    index: int
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader worker setup: one thread each for OpenCV and torch (the workers already run in parallel)."""
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _permutations(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """`length` indices into range(n): concatenated fresh permutations (the shorter side of a pair cycles)."""
+    reps = -(-length // n)
+    return np.concatenate([rng.permutation(n) for _ in range(reps)])[:length]
+
+
+class _EpochSampler(Sampler):
+    """Base of the samplers: an epoch counter (Lightning calls `set_epoch`; plain loops advance it per pass)."""
+
+    def __init__(self, shuffle: bool, seed: int):
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+    def _seeds(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        # Per-item augmentation seeds; -1 (no augmentation) when not shuffling, i.e. for evaluation.
+        return rng.integers(0, 2**31 - 1, n) if self.shuffle else np.full(n, -1)
+
+
+class PairSampler(_EpochSampler):
+    """Yields ``(i_A, i_B, aug_seed)``: max(len_a, len_b) items per epoch, A and B permuted independently."""
+
+    def __init__(self, len_a: int, len_b: int, shuffle: bool = True, seed: int = 0):
+        super().__init__(shuffle, seed)
+        if len_a < 1 or len_b < 1:
+            raise ValueError(f"both identities need samples in this split (A has {len_a}, B has {len_b})")
+        self.len_a, self.len_b = len_a, len_b
+
+    def __len__(self) -> int:
+        return max(self.len_a, self.len_b)
+
+    def __iter__(self):
+        n = len(self)
+        rng = self._rng()
+        if self.shuffle:
+            ia, ib = _permutations(self.len_a, n, rng), _permutations(self.len_b, n, rng)
+        else:
+            ia, ib = np.arange(n) % self.len_a, np.arange(n) % self.len_b
+        seeds = self._seeds(rng, n)
+        self.epoch += 1
+        for a, b, s in zip(ia.tolist(), ib.tolist(), seeds.tolist()):
+            yield a, b, s
+
+
+class ManySampler(_EpochSampler):
+    """Yields ``(identity, index, aug_seed)`` over every sample of every identity once per epoch."""
+
+    def __init__(self, lengths: Sequence[int], shuffle: bool = True, seed: int = 0):
+        super().__init__(shuffle, seed)
+        self.lengths = [int(n) for n in lengths]
+
+    def __len__(self) -> int:
+        return sum(self.lengths)
+
+    def __iter__(self):
+        ks = np.concatenate([np.full(n, k) for k, n in enumerate(self.lengths)] or [np.zeros(0, int)])
+        ix = np.concatenate([np.arange(n) for n in self.lengths] or [np.zeros(0, int)])
+        rng = self._rng()
+        order = rng.permutation(len(ks)) if self.shuffle else np.arange(len(ks))
+        seeds = self._seeds(rng, len(ks))
+        self.epoch += 1
+        for k, i, s in zip(ks[order].tolist(), ix[order].tolist(), seeds.tolist()):
+            yield k, i, s
+
+
+class FaceDataModule(pl.LightningDataModule):
+    """Face crops of identities A and B (``mode="pair"``) or of many identities (``mode="many"``).
+
+    A, B: sources (``SyntheticIdentity``, ``PreparedIdentity``, ``RawIdentity``). identities: an identity set
+    (``SyntheticIdentities``, ``PreparedIdentities``, ``RawIdentities``) or a list of sources, for many mode
+    (pair mode takes its first two when A/B are not given).
+    image_size: crop side in pixels (crops are resized, landmarks rescaled). splits: train/val/test fractions.
+    seed: fixes splits, shuffling and augmentation. splits_file: reuse saved splits instead of computing them.
+    augment: an :class:`~faceswaplab.data.augment.Augment` (or its fields as a dict) applied to the train split.
+    cache_dir: where raw inputs are prepared; prepare: default options for :func:`faceswaplab.prepare.prepare`.
+    forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
+    """
+
+    def __init__(
+        self,
+        A: FaceSource | None = None,
+        B: FaceSource | None = None,
+        identities: IdentitySet | Sequence[FaceSource] | None = None,
+        mode: str = "pair",
+        image_size: int = 64,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        persistent_workers: bool = False,
+        pin_memory: bool = False,
+        drop_last: bool = True,
+        splits: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 0,
+        splits_file: str | os.PathLike | None = None,
+        augment: Augment | Mapping | None = None,
+        cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+        prepare: Mapping | None = None,
+        forehead: float = DEFAULT_FOREHEAD,
+    ):
+        super().__init__()
+        if mode not in ("pair", "many"):
+            raise ValueError(f"mode must be 'pair' or 'many', got {mode!r}")
+        if not 16 <= int(image_size) <= 1024:
+            raise ValueError(f"image_size must be within 16..1024, got {image_size}")
+        self.A, self.B = A, B
+        if identities is not None and not isinstance(identities, IdentitySet):
+            identities = list(identities)  # a list (or Hydra ListConfig) of sources
+        self.identity_set = identities
+        self.mode = mode
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
+        self.pin_memory = bool(pin_memory)
+        self.drop_last = bool(drop_last)
+        self.fractions = tuple(float(f) for f in _plain(splits))
+        self.seed = int(seed)
+        self.splits_file = Path(splits_file).expanduser() if splits_file else None
+        augment = _plain(augment)
+        self.augment = Augment(**augment) if isinstance(augment, Mapping) else augment
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.prepare_options = dict(_plain(prepare) or {})
+        self.forehead = float(forehead)
+        self._configure(self.A, self.B, self.identity_set)
+        self.sources: list[FaceSource] = []
+        self.splits: dict[str, dict[str, list]] = {}
+        self.datasets: dict[str, Any] = {}
+        self._samplers: dict[str, Sampler] = {}
+
+    # ------------------------------------------------------------------------------------------ preparation
+
+    def _configure(self, *items) -> None:
+        for item in items:
+            for x in item if isinstance(item, list) else [item]:
+                if hasattr(x, "configure"):
+                    x.configure(self.cache_dir, self.prepare_options)
+
+    def _inputs(self) -> list:
+        """The sources or identity sets this mode reads."""
+        if self.mode == "pair":
+            if self.A is not None and self.B is not None:
+                return [self.A, self.B]
+            if self.identity_set is None:
+                raise ValueError("pair mode needs sources A and B (or an identity set to take the first two from)")
+            return [self.identity_set]
+        if self.identity_set is not None:
+            return self.identity_set if isinstance(self.identity_set, list) else [self.identity_set]
+        if self.A is None or self.B is None:
+            raise ValueError("many mode needs `identities` (or sources A and B)")
+        return [self.A, self.B]
+
+    def prepare_data(self) -> None:
+        """Prepare raw inputs (face detection and alignment) into `cache_dir`; resumable, skipped when done."""
+        for x in self._inputs():
+            if isinstance(x, IdentitySet):
+                x.prepare()
+            else:
+                x.prepare(self.cache_dir)
+
+    def _resolve_sources(self) -> list[FaceSource]:
+        sources: list[FaceSource] = []
+        for x in self._inputs():
+            sources.extend(x.sources() if isinstance(x, IdentitySet) else [x])
+        if self.mode == "pair":
+            if len(sources) < 2:
+                raise ValueError(f"pair mode needs two identities, found {len(sources)}")
+            sources = sources[:2]
+        names = [s.name for s in sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"identity names must be unique, got {dup} twice: set `identity` on the sources")
+        return sources
+
+    # --------------------------------------------------------------------------------------------- splits
+
+    def setup(self, stage: str | None = None) -> None:
+        """Resolve the identities, compute (or load) the splits and build the datasets."""
+        if self.datasets:
+            return
+        # Cheap when already prepared (a fingerprint check); covers direct use without a Trainer.
+        self.prepare_data()
+        self.sources = self._resolve_sources()
+        if self.splits_file is not None:
+            self.load_splits(self.splits_file)
+        else:
+            self.splits = {s.name: s.split(self.fractions, self.seed) for s in self.sources}
+        self._build()
+        log.info("faces (%s mode, %dpx):\n%s", self.mode, self.image_size, describe(self.sources, self.splits))
+
+    def _build(self) -> None:
+        self.datasets = {}
+        for split in SPLITS:
+            per_id = [
+                FaceDataset(src, self.splits[src.name][split], k, self.image_size,
+                            self.augment if split == "train" else None, self.forehead)
+                for k, src in enumerate(self.sources)
+            ]
+            self.datasets[split] = PairDataset(*per_id) if self.mode == "pair" else ManyDataset(per_id)
+        self._per_identity = {
+            split: (ds.a, ds.b) if self.mode == "pair" else tuple(ds.datasets) for split, ds in self.datasets.items()
+        }
+
+    @property
+    def identity_names(self) -> list[str]:
+        """Names of the identities, indexed by the batches' ``identity`` numbers (after `setup`)."""
+        return [s.name for s in self.sources]
+
+    @property
+    def num_identities(self) -> int:
+        return len(self.sources)
+
+    def save_splits(self, path: str | os.PathLike) -> Path:
+        """Write the splits as JSON (``splits.json`` inside `path` when it is a folder); returns the file."""
+        from faceswaplab.io import write_json
+
+        if not self.splits:
+            raise RuntimeError("save_splits() needs setup() first")
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path / "splits.json"
+        write_json(path, {
+            "format": SPLITS_FORMAT,
+            "seed": self.seed,
+            "fractions": list(self.fractions),
+            "identities": {s.name: {sp: list(self.splits[s.name][sp]) for sp in SPLITS} for s in self.sources},
+            "sources": {s.name: repr(s) for s in self.sources},
+        })
+        return path
+
+    def load_splits(self, path: str | os.PathLike) -> None:
+        """Use the splits of a ``splits.json`` (every identity of this module must be in it)."""
+        import json
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "splits.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read splits ({e})") from None
+        if data.get("format") != SPLITS_FORMAT or "identities" not in data:
+            raise ValueError(f"{path}: not a faceswaplab splits file (format {data.get('format')!r})")
+        if not self.sources:
+            self.sources = self._resolve_sources()
+        splits = {}
+        for src in self.sources:
+            if src.name not in data["identities"]:
+                raise ValueError(f"{path}: no splits for identity {src.name!r} (has {sorted(data['identities'])[:10]})")
+            known = set(src.sample_ids())
+            entry = data["identities"][src.name]
+            splits[src.name] = {}
+            for sp in SPLITS:
+                ids = list(entry.get(sp, []))
+                missing = [i for i in ids if i not in known]
+                if missing:
+                    raise ValueError(f"{path}: {len(missing)} {sp} samples of {src.name!r} no longer exist, "
+                                     f"e.g. {missing[0]!r}")
+                splits[src.name][sp] = ids
+        self.splits = splits
+        if self.datasets:
+            self._build()
+
+    # ---------------------------------------------------------------------------------------- dataloaders
+
+    def dataset(self, split: str):
+        """The dataset of `split` ("train", "val", "test"); items are sampler tuples (see the samplers)."""
+        if not self.datasets:
+            self.setup()
+        return self.datasets[split]
+
+    def sampler(self, split: str, shuffle: bool | None = None) -> Sampler:
+        """The sampler of `split` (kept, so its epoch counter persists across dataloaders)."""
+        self.dataset(split)  # set up on first use
+        shuffle = split == "train" if shuffle is None else shuffle
+        key = f"{split}:{shuffle}"
+        if key not in self._samplers:
+            parts = self._per_identity[split]
+            seed = self.seed + SPLITS.index(split) * 1_000_003
+            if self.mode == "pair":
+                self._samplers[key] = PairSampler(len(parts[0]), len(parts[1]), shuffle, seed)
+            else:
+                self._samplers[key] = ManySampler([len(d) for d in parts], shuffle, seed)
+        return self._samplers[key]
+
+    def dataloader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None,
+                   drop_last: bool | None = None) -> DataLoader:
+        """A DataLoader over `split` (train: shuffled, augmented, last partial batch dropped)."""
+        ds = self.dataset(split)
+        train = split == "train"
+        bs = batch_size or (self.batch_size if train else self.eval_batch_size)
+        sampler = self.sampler(split, shuffle)
+        drop = (self.drop_last and train and len(sampler) >= bs) if drop_last is None else drop_last
+        return DataLoader(
+            ds,
+            batch_size=bs,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers,
+            pin_memory=self.pin_memory,
+            drop_last=drop,
+            worker_init_fn=worker_init if self.num_workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    # ------------------------------------------------------------------------------------------ benchmark
+
+    def test_pairs(self, n: int, seed: int = 0, split: str = "test") -> list[tuple[SampleRef, SampleRef]]:
+        """`n` fixed (source, target) pairs of held-out samples of different identities.
+
+        Pair mode alternates A -> B and B -> A; many mode draws the two identities at random. Each identity's
+        samples are visited in a seeded permutation before any repeats.
+        """
+        if not self.datasets:
+            self.setup()
+        parts = self._per_identity[split]
+        usable = [k for k, d in enumerate(parts) if len(d) > 0]
+        if len(usable) < 2:
+            raise ValueError(f"test_pairs needs two identities with {split} samples, found {len(usable)}")
+        rng = np.random.default_rng([int(seed), 7])
+        cursors: dict[int, list[int]] = {}
+
+        def draw(k: int) -> SampleRef:
+            if not cursors.get(k):
+                cursors[k] = rng.permutation(len(parts[k])).tolist()
+            return SampleRef(k, cursors[k].pop())
+
+        pairs = []
+        for j in range(n):
+            if self.mode == "pair":
+                s, t = (0, 1) if j % 2 == 0 else (1, 0)
+            else:
+                s, t = rng.choice(usable, 2, replace=False).tolist()
+            pairs.append((draw(s), draw(t)))
+        return pairs
+
+    def load(self, refs: Sequence[SampleRef], split: str = "test") -> dict[str, torch.Tensor]:
+        """A batch (unsuffixed keys) of the samples `refs` of `split`, unaugmented."""
+        if not self.datasets:
+            self.setup()
+        parts = self._per_identity[split]
+        return default_collate([parts[r.identity][(r.index, -1)] for r in refs])

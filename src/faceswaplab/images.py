@@ -1,0 +1,71 @@
+"""Small image conversions between numpy (H, W, 3) uint8 RGB and torch (3, H, W) float in [-1, 1].
+
+Resizing keeps landmarks in step: with pixel centres at integers an image of size S spans [-0.5, S - 0.5], so a
+point x maps to (x + 0.5) * S' / S - 0.5.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) or (N, H, W, 3) uint8 RGB -> (3, H, W) or (N, 3, H, W) float32 in [-1, 1]."""
+    if image.dtype != np.uint8:
+        raise TypeError(f"to_tensor expects uint8 images, got {image.dtype}")
+    # torch cannot wrap read-only arrays (decoders and caches hand them out): copy those.
+    x = torch.from_numpy(np.ascontiguousarray(image) if image.flags.writeable else image.copy())
+    x = x.movedim(-1, -3).float()
+    return x.div_(127.5).sub_(1.0)
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (N, 3, H, W) float in [-1, 1] (any device) -> (H, W, 3) or (N, H, W, 3) uint8 RGB."""
+    x = tensor.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
+    return x.to(torch.uint8).movedim(-3, -1).cpu().numpy()
+
+
+def scale_landmarks(landmarks, from_size: float, to_size: float):
+    """Map pixel points from an image of side `from_size` to one of side `to_size` (numpy or torch)."""
+    s = to_size / from_size
+    return (landmarks + 0.5) * s - 0.5
+
+
+def resize_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a square crop to `size` x `size` and rescale its landmarks to match."""
+    h, w = image.shape[:2]
+    if h != w:
+        raise ValueError(f"resize_face expects a square crop, got {w}x{h}")
+    if h == size:
+        return image, landmarks.astype(np.float32, copy=False)
+    # INTER_AREA avoids aliasing when shrinking; cubic is sharper when enlarging.
+    interp = cv2.INTER_AREA if size < h else cv2.INTER_CUBIC
+    out = cv2.resize(image, (size, size), interpolation=interp)
+    return out, scale_landmarks(landmarks.astype(np.float32), h, size).astype(np.float32)
+
+
+def make_grid(images: torch.Tensor | list[torch.Tensor], nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile images in [-1, 1] ((N, C, H, W) or a list of (N_i, C, H, W) shown as rows) into one uint8 RGB image.
+
+    Single-channel tensors (masks in [0, 1] should be mapped to [-1, 1] first) are shown as grey.
+    """
+    from torchvision.utils import make_grid as tv_make_grid
+
+    if isinstance(images, (list, tuple)):
+        nrow = max(int(x.shape[0]) for x in images)
+        rows = []
+        for x in images:
+            x = x.detach().float().cpu()
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[0] < nrow:  # pad short rows with black so rows stay aligned
+                x = torch.cat([x, x.new_full((nrow - x.shape[0], *x.shape[1:]), -1.0)])
+            rows.append(x)
+        images = torch.cat(rows)
+    images = images.detach().float().cpu()
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    grid = tv_make_grid(images, nrow=nrow, padding=padding, pad_value=-1.0)
+    return to_image(grid)

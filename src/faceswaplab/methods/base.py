@@ -1,0 +1,123 @@
+"""The contract every face-swap method follows.
+
+A method is a :class:`lightning.LightningModule` subclass of :class:`FaceSwapMethod`, in one file of
+``faceswaplab/methods/`` with one config ``conf/method/<file name>.yaml`` whose ``_target_`` is the class. It:
+
+* implements :meth:`FaceSwapMethod.swap`: ``target`` and ``source`` are ``(B, 3, H, W)`` aligned crops in [-1, 1];
+  the result is the target (pose, expression, background) with the source's identity, same shape and range;
+* sets the class attributes ``trainable`` (False: ``train`` runs no optimisation steps) and
+  ``identity_specific`` (True: trained on the two identities A and B of a pair data module; ``swap`` then takes a
+  ``direction`` and may ignore ``source``);
+* calls ``self.save_hyperparameters()`` in ``__init__``, so that a checkpoint holds its settings and
+  ``<Class>.load_from_checkpoint(path)`` (or :func:`load_method`, which needs no class) rebuilds it;
+* says in its class docstring what it reads from the batch (keys of :mod:`faceswaplab.data.schema`).
+
+Directions: ``"AtoB"`` turns faces of A into B (the target is an A image, the output has B's identity);
+``"BtoA"`` the reverse.
+
+The base class gives every method a preview (rows source | target | swap) and a validation step that needs
+no training objective; trainable methods override ``validation_step`` with their own losses as they see fit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from faceswaplab.data.schema import IMAGE, LANDMARKS, MASK, key
+
+DIRECTIONS = ("AtoB", "BtoA")
+CLASS_KEY = "faceswaplab_method"  # checkpoint entry naming the method's class, for load_method
+
+
+def direction_sides(direction: str) -> tuple[str, str]:
+    """The (target side, source side) of a pair batch for `direction`: ``"AtoB"`` -> ``("A", "B")``."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    return (direction[0], direction[-1])
+
+
+def preview_grid(source: Tensor, target: Tensor, swapped: Tensor, padding: int = 2) -> Tensor:
+    """Tile N triples into one image: row i is source i | target i | swap i. Inputs (N, 3, H, W) in [-1, 1].
+
+    Returns (3, H', W') in [-1, 1] (see :func:`faceswaplab.images.to_image` to save it).
+    """
+    if not (source.shape == target.shape == swapped.shape):
+        raise ValueError(f"preview images differ in shape: {source.shape}, {target.shape}, {swapped.shape}")
+    rows = torch.stack([source, target, swapped], 1).flatten(0, 1)  # (3N, 3, H, W): s0 t0 w0 s1 t1 w1 ...
+    return make_grid(rows.detach().float().cpu(), nrow=3, padding=padding, pad_value=-1.0)
+
+
+class FaceSwapMethod(L.LightningModule):
+    """Base class of all face-swap methods (see the module docstring for the contract)."""
+
+    trainable: ClassVar[bool] = True
+    identity_specific: ClassVar[bool] = False
+
+    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+        """Put the source's identity onto the target: (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) in [-1, 1].
+
+        Landmarks are (B, 68, 2) pixel coordinates of the crops, for methods that use them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement swap()")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
+        checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def swap_pair(self, batch: dict, direction: str = "AtoB") -> tuple[Tensor, Tensor, Tensor]:
+        """Swap within a pair batch: returns ``(source, target, swapped)`` images for `direction`."""
+        t, s = direction_sides(direction)
+        target, source = batch[key(IMAGE, t)], batch[key(IMAGE, s)]
+        swapped = self.swap(target, source, target_landmarks=batch.get(key(LANDMARKS, t)),
+                            source_landmarks=batch.get(key(LANDMARKS, s)), direction=direction)
+        return source, target, swapped
+
+    @torch.no_grad()
+    def preview(self, batch: dict, max_pairs: int = 4) -> Tensor:
+        """A grid (3, H', W') in [-1, 1] of rows source | target | swap: up to `max_pairs` per direction."""
+        batch = {k: v[:max_pairs] if isinstance(v, Tensor) else v for k, v in batch.items()}
+        was_training = self.training
+        self.eval()
+        try:
+            triples = [self.swap_pair(batch, d) for d in DIRECTIONS]
+        finally:
+            self.train(was_training)
+        return preview_grid(*(torch.cat([tr[i] for tr in triples]) for i in range(3)))
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """Swap both ways and log how much the face changed and how well the background was kept.
+
+        ``val/face_change``: mean absolute change inside the target's face mask (0 for a swap that does
+        nothing); ``val/background_l1``: mean absolute change outside it (0 for a perfect paste).
+        Reads image_X, landmarks_X and mask_X for X in A, B.
+        """
+        face, background = [], []
+        for direction in DIRECTIONS:
+            t, _ = direction_sides(direction)
+            _, target, swapped = self.swap_pair(batch, direction)
+            mask = batch[key(MASK, t)]  # (N, 1, H, W)
+            diff = (swapped - target).abs().mean(1, keepdim=True)
+            face.append((diff * mask).sum() / mask.sum().clamp_min(1.0))
+            background.append((diff * (1 - mask)).sum() / (1 - mask).sum().clamp_min(1.0))
+        metrics = {"val/face_change": torch.stack(face).mean(), "val/background_l1": torch.stack(background).mean()}
+        self.log_dict(metrics, batch_size=batch[key(IMAGE, "A")].shape[0])
+        return metrics
+
+
+def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:
+    """Rebuild whichever method wrote this checkpoint (its class is recorded in it), in eval mode."""
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True)  # mmap: no tensor reads
+    path = ckpt.get(CLASS_KEY)
+    if path is None:
+        raise ValueError(f"{checkpoint_path}: not a faceswaplab method checkpoint (no {CLASS_KEY!r} entry)")
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs).eval()

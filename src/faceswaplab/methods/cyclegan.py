@@ -1,0 +1,171 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation between the faces of identity A and identity B.
+
+Code names -> paper names:
+    netG_A: G, maps A -> B              netG_B: F, maps B -> A
+    netD_A: D_B, tells real B from G(A)  netD_B: D_A, tells real A from F(B)
+    loss_G_A: L_GAN(G, D_B)              loss_G_B: L_GAN(F, D_A)
+    loss_cycle_A: ||F(G(a)) - a||_1 * lambda_A      loss_cycle_B: ||G(F(b)) - b||_1 * lambda_B
+    loss_idt_A: ||G(b) - b||_1 * lambda_B * lambda_identity    (identity mapping loss, section 5.2)
+    loss_idt_B: ||F(a) - a||_1 * lambda_A * lambda_identity
+    loss_D_A, loss_D_B: the discriminators' LSGAN losses, halved, on a history of 50 generated images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from faceswaplab.losses import GANLoss
+from faceswaplab.methods.base import FaceSwapMethod, direction_sides
+from faceswaplab.nets import PatchDiscriminator, ResnetGenerator, init_weights
+
+
+class ImagePool:
+    """A history of generated images (Shrivastava et al. 2017): the discriminator sees old fakes half the time.
+
+    Its random choices come from its own generator, and `state_dict` holds the images and that generator, so a
+    resumed run draws exactly what an uninterrupted one would.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.images: list[Tensor] = []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def query(self, images: Tensor) -> Tensor:
+        """Return a batch the same shape as `images` (N, C, H, W), mixing in stored images and storing new ones."""
+        if self.size == 0:
+            return images
+        out = []
+        for img in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif torch.rand((), generator=self.rng) < 0.5:
+                i = int(torch.randint(self.size, (), generator=self.rng))
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": [t.cpu() for t in self.images], "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        self.images = [t.to(device) for t in state["images"]]
+        self.rng.set_state(state["rng"])
+
+
+class CycleGAN(FaceSwapMethod):
+    """Two ResNet generators and two 70x70 PatchGANs trained with LSGAN, cycle and identity losses.
+
+    Reads ``image_A`` and ``image_B`` (unpaired) from the batch. ``swap(target, direction="AtoB")`` returns
+    ``netG_A(target)``: the target, an A face, redrawn as B; ``"BtoA"`` uses ``netG_B``. ``source`` is ignored:
+    the identity is the one the generator was trained on.
+    """
+
+    identity_specific = True
+
+    def __init__(
+        self,
+        lambda_A: float,
+        lambda_B: float,
+        lambda_identity: float,
+        gen_width: int = 64,
+        gen_blocks: int = 9,
+        disc_width: int = 64,
+        disc_layers: int = 3,
+        norm: str = "instance",
+        gan_mode: str = "lsgan",
+        pool_size: int = 50,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        n_epochs: int = 100,
+        n_epochs_decay: int = 100,
+        init_gain: float = 0.02,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.netG_A = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
+        self.netG_B = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
+        self.netD_A = init_weights(PatchDiscriminator(3, disc_width, disc_layers, norm), gain=init_gain)
+        self.netD_B = init_weights(PatchDiscriminator(3, disc_width, disc_layers, norm), gain=init_gain)
+        self.criterion_gan = GANLoss(gan_mode)
+        self.fake_A_pool = ImagePool(pool_size, seed=1)
+        self.fake_B_pool = ImagePool(pool_size, seed=2)
+
+    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+        t, _ = direction_sides(direction or "AtoB")
+        return self.netG_A(target) if t == "A" else self.netG_B(target)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (hp.beta1, 0.999)
+        opt_g = torch.optim.Adam([*self.netG_A.parameters(), *self.netG_B.parameters()], lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam([*self.netD_A.parameters(), *self.netD_B.parameters()], lr=hp.lr, betas=betas)
+
+        def rule(epoch: int) -> float:  # constant for n_epochs, then linearly down to zero over n_epochs_decay
+            return max(0.0, 1.0 - max(0, epoch + 1 - hp.n_epochs) / float(hp.n_epochs_decay + 1))
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        hp = self.hparams
+        real_A, real_B = batch["image_A"], batch["image_B"]  # (N, 3, H, W) each, unpaired
+        opt_g, opt_d = self.optimizers()
+
+        # Generators G (netG_A) and F (netG_B); the discriminators are frozen by the toggle.
+        with self.toggled_optimizer(opt_g):
+            fake_B = self.netG_A(real_A)
+            rec_A = self.netG_B(fake_B)
+            fake_A = self.netG_B(real_B)
+            rec_B = self.netG_A(fake_A)
+            loss_G_A = self.criterion_gan(self.netD_A(fake_B), True)
+            loss_G_B = self.criterion_gan(self.netD_B(fake_A), True)
+            loss_cycle_A = F.l1_loss(rec_A, real_A) * hp.lambda_A
+            loss_cycle_B = F.l1_loss(rec_B, real_B) * hp.lambda_B
+            if hp.lambda_identity > 0:
+                loss_idt_A = F.l1_loss(self.netG_A(real_B), real_B) * hp.lambda_B * hp.lambda_identity
+                loss_idt_B = F.l1_loss(self.netG_B(real_A), real_A) * hp.lambda_A * hp.lambda_identity
+            else:
+                loss_idt_A = loss_idt_B = real_A.new_zeros(())
+            loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+            opt_g.zero_grad()
+            self.manual_backward(loss_G)
+            opt_g.step()
+
+        # Discriminators D_B (netD_A) and D_A (netD_B), on pooled fakes.
+        with self.toggled_optimizer(opt_d):
+            pooled_B = self.fake_B_pool.query(fake_B)
+            pooled_A = self.fake_A_pool.query(fake_A)
+            loss_D_A = 0.5 * (self.criterion_gan(self.netD_A(real_B), True) + self.criterion_gan(self.netD_A(pooled_B), False))
+            loss_D_B = 0.5 * (self.criterion_gan(self.netD_B(real_A), True) + self.criterion_gan(self.netD_B(pooled_A), False))
+            opt_d.zero_grad()
+            self.manual_backward(loss_D_A + loss_D_B)
+            opt_d.step()
+
+        losses = dict(loss_G_A=loss_G_A, loss_G_B=loss_G_B, loss_cycle_A=loss_cycle_A, loss_cycle_B=loss_cycle_B,
+                      loss_idt_A=loss_idt_A, loss_idt_B=loss_idt_B, loss_D_A=loss_D_A, loss_D_B=loss_D_B, loss_G=loss_G)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, batch_size=real_A.shape[0])
+        self.log("train/loss", loss_G.detach(), prog_bar=True, batch_size=real_A.shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        for sched in self.lr_schedulers():
+            sched.step()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["image_pools"] = {"A": self.fake_A_pool.state_dict(), "B": self.fake_B_pool.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        pools = checkpoint.get("image_pools")
+        if pools:
+            self.fake_A_pool.load_state_dict(pools["A"], self.device)
+            self.fake_B_pool.load_state_dict(pools["B"], self.device)

@@ -1,0 +1,135 @@
+"""The DeepFakes autoencoder: one shared encoder, one decoder per identity; swap A -> B = decoder_B(encoder(a)).
+
+Each step reconstructs both identities from randomly warped copies of their faces, so the encoder must learn
+pose and expression rather than copy pixels; the decoders learn to draw their own identity from that code.
+Loss names:
+    loss_l1_X    masked L1 between decoder_X(encoder(warp(x))) and x inside the face mask, eyes and mouth weighted
+    loss_ssim_X  1 - SSIM of the same pair (the DSSIM term of the faceswap trainers)
+    loss_mask_X  L1 between the decoder's mask and the face mask (when the decoder learns a mask)
+    loss_G_X     optional adversarial term against a PatchGAN of identity X (LSGAN); loss_D_X its discriminator
+    loss_X       the sum for identity X
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from faceswaplab.data.augment import random_warp
+from faceswaplab.losses import GANLoss, masked_l1, ssim_loss
+from faceswaplab.methods.base import FaceSwapMethod, direction_sides
+from faceswaplab.nets import Decoder, Encoder, PatchDiscriminator, init_weights
+
+SIDES = ("A", "B")
+
+
+class DeepFakes(FaceSwapMethod):
+    """Shared encoder + decoder_A + decoder_B (faceswap's "original" model at 64 px, scalable to 128 and 256).
+
+    Reads ``image_X``, ``mask_X`` and ``parts_X`` (eye and mouth regions) for X in A, B. ``swap(target,
+    direction="AtoB")`` decodes an A face with B's decoder and, when the decoder learns a mask, pastes the result
+    onto the target through that mask, so the target's background is kept. ``source`` is ignored.
+    """
+
+    identity_specific = True
+
+    def __init__(
+        self,
+        image_size: int,
+        l1_weight: float,
+        ssim_weight: float,
+        eye_weight: float,
+        mouth_weight: float,
+        mask_weight: float,
+        adversarial_weight: float,
+        warp_strength: float = 0.04,
+        warp_grid: int = 5,
+        enc_width: int = 128,
+        latent: int = 1024,
+        dense_channels: int = 1024,
+        code_channels: int = 512,
+        dec_width: int = 64,
+        learn_mask: bool = True,
+        disc_width: int = 64,
+        lr: float = 5e-5,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.encoder = Encoder(image_size, enc_width, latent, dense_channels, code_channels)
+        self.decoders = torch.nn.ModuleDict(
+            {x: Decoder(image_size, dec_width, code_channels, mask=learn_mask) for x in SIDES}
+        )
+        self.discriminators = None
+        if adversarial_weight > 0:
+            self.discriminators = torch.nn.ModuleDict({x: init_weights(PatchDiscriminator(3, disc_width)) for x in SIDES})
+            self.criterion_gan = GANLoss("lsgan")
+
+    def decode(self, images: Tensor, side: str) -> tuple[Tensor, Tensor | None]:
+        """(N, 3, S, S) -> decoder_side(encoder(images)): the face (N, 3, S, S) and its mask (N, 1, S, S) or None."""
+        out = self.decoders[side](self.encoder(images))
+        return out if self.hparams.learn_mask else (out, None)
+
+    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+        _, s = direction_sides(direction or "AtoB")
+        face, mask = self.decode(target, s)
+        return face if mask is None else mask * face + (1 - mask) * target
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (hp.beta1, hp.beta2)
+        opt_g = torch.optim.Adam([*self.encoder.parameters(), *self.decoders.parameters()], lr=hp.lr, betas=betas)
+        if self.discriminators is None:
+            return opt_g
+        return [opt_g, torch.optim.Adam(self.discriminators.parameters(), lr=hp.lr, betas=betas)]
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        hp = self.hparams
+        opts = self.optimizers()
+        opt_g = opts[0] if isinstance(opts, list) else opts
+        losses: dict[str, Tensor] = {}
+        faces = {}
+        with self.toggled_optimizer(opt_g):
+            total = 0.0
+            for x in SIDES:
+                real, mask, parts = batch[f"image_{x}"], batch[f"mask_{x}"], batch[f"parts_{x}"]
+                warped, _ = random_warp(real, hp.warp_strength, hp.warp_grid)
+                face, pred_mask = self.decode(warped, x)  # (N, 3, S, S), (N, 1, S, S) | None
+                weight = 1 + (hp.eye_weight - 1) * parts[:, :1] + (hp.mouth_weight - 1) * parts[:, 1:2]
+                losses[f"loss_l1_{x}"] = hp.l1_weight * masked_l1(face, real, mask, weight)
+                # SSIM on the face only: the background is not the decoder's job.
+                losses[f"loss_ssim_{x}"] = hp.ssim_weight * ssim_loss(face * mask, real * mask)
+                loss_x = losses[f"loss_l1_{x}"] + losses[f"loss_ssim_{x}"]
+                if pred_mask is not None:
+                    losses[f"loss_mask_{x}"] = hp.mask_weight * F.l1_loss(pred_mask, mask)
+                    loss_x = loss_x + losses[f"loss_mask_{x}"]
+                if self.discriminators is not None:
+                    losses[f"loss_G_{x}"] = hp.adversarial_weight * self.criterion_gan(self.discriminators[x](face), True)
+                    loss_x = loss_x + losses[f"loss_G_{x}"]
+                losses[f"loss_{x}"] = loss_x
+                faces[x] = face.detach()
+                total = total + loss_x
+            opt_g.zero_grad()
+            self.manual_backward(total)
+            opt_g.step()
+
+        if self.discriminators is not None:
+            opt_d = opts[1]
+            with self.toggled_optimizer(opt_d):
+                loss_d = 0.0
+                for x in SIDES:
+                    d = self.discriminators[x]
+                    losses[f"loss_D_{x}"] = 0.5 * (self.criterion_gan(d(batch[f"image_{x}"]), True)
+                                                   + self.criterion_gan(d(faces[x]), False))
+                    loss_d = loss_d + losses[f"loss_D_{x}"]
+                opt_d.zero_grad()
+                self.manual_backward(loss_d)
+                opt_d.step()
+
+        n = batch["image_A"].shape[0]
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
+        self.log("train/loss", (losses["loss_A"] + losses["loss_B"]).detach(), prog_bar=True, batch_size=n)

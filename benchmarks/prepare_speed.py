@@ -1,7 +1,7 @@
 """Throughput of `faceswaplab.prepare` (faces written per second) with the dlib HOG backend on real media.
 
     python benchmarks/prepare_speed.py [--media ../shared/media] [--fps 10] [--max-frames 60] [--workers 1 2]
-                                      [--write benchmarks/prepare_speed.md]
+                                      [--upsample 1 0] [--write benchmarks/prepare_speed.md]
 
 Inputs: every photo under media/photos (tight 150 px crops, portraits, group photos) plus frames of each video in
 media/videos sampled at --fps (at most --max-frames each). Each setting runs into a fresh output folder; the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -32,27 +33,38 @@ def build_input(media: Path, folder: Path) -> tuple[int, int]:
     return len(photos), len(videos)
 
 
-def run(folder: Path, workers: int, fps: float, max_frames: int) -> dict:
+def run(folder: Path, workers: int, upsample: int, fps: float, max_frames: int) -> dict:
     from faceswaplab.prepare import prepare
 
     out = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
+    load = os.getloadavg()[0]
     try:
+        cpu0 = _cpu_seconds()
         t = time.perf_counter()
-        s = prepare(folder, out, backend="dlib", detector="hog", workers=workers, fps=fps, max_frames=max_frames,
-                    progress=False, require_faces=False)
+        s = prepare(folder, out, backend="dlib", detector="hog", upsample=upsample, workers=workers, fps=fps,
+                    max_frames=max_frames, progress=False, require_faces=False)
         dt = time.perf_counter() - t
+        cpu = _cpu_seconds() - cpu0
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return {"workers": workers, "seconds": dt, "faces": s.faces, "items": s.items,
-            "faces_per_s": s.faces / dt, "items_per_s": s.items / dt}
+    return {"workers": workers, "upsample": upsample, "seconds": dt, "cpu": cpu, "faces": s.faces, "items": s.items,
+            "faces_per_s": s.faces / dt, "load": (load + os.getloadavg()[0]) / 2}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--media", type=Path, default=Path(os.environ.get("FACESWAPLAB_MEDIA", ROOT.parent / "shared" / "media")))
+    media = os.environ.get("FACESWAPLAB_MEDIA", ROOT.parent / "shared" / "media")
+    ap.add_argument("--media", type=Path, default=Path(media))
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--upsample", type=int, nargs="+", default=[1, 0], help="dlib HOG upsampling (1 is the default)")
     ap.add_argument("--write", type=Path, help="write the results as markdown to this file")
     args = ap.parse_args()
 
@@ -60,26 +72,26 @@ def main() -> None:
         folder = Path(tmp) / "media"
         folder.mkdir()
         n_photos, n_videos = build_input(args.media, folder)
-        results = [run(folder, w, args.fps, args.max_frames) for w in args.workers]
+        results = [run(folder, w, u, args.fps, args.max_frames) for u in args.upsample for w in args.workers]
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"Inputs: {n_photos} photos + {n_videos} videos at {args.fps:g} fps (<= {args.max_frames} frames each); "
-        f"backend dlib HOG, upsample 1, size 256.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{load:.1f} at the end.",
+        f"backend dlib HOG, size 256, other options default.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs. CPU s: this process and its workers; "
+        "faces/CPU-s does not depend on other load, faces/s (wall clock) does: see the load column.",
         "",
-        "| workers | images+frames | faces | seconds | faces/s | images/s |",
-        "|--:|--:|--:|--:|--:|--:|",
+        "| workers | upsample | images+frames | faces | wall s | CPU s | faces/s | faces/CPU-s | load avg (1 min) |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
-        lines.append(f"| {r['workers']} | {r['items']} | {r['faces']} | {r['seconds']:.1f} | "
-                     f"{r['faces_per_s']:.2f} | {r['items_per_s']:.2f} |")
+        lines.append(f"| {r['workers']} | {r['upsample']} | {r['items']} | {r['faces']} | {r['seconds']:.1f} | "
+                     f"{r['cpu']:.1f} | {r['faces_per_s']:.2f} | {r['faces'] / r['cpu']:.2f} | {r['load']:.1f} |")
     table = "\n".join(lines)
     print(table)
     if args.write:
         cmd = "python benchmarks/prepare_speed.py " + " ".join(
-            [f"--fps {args.fps:g}", f"--max-frames {args.max_frames}", "--workers " + " ".join(map(str, args.workers))]
+            [f"--fps {args.fps:g}", f"--max-frames {args.max_frames}", "--workers " + " ".join(map(str, args.workers)),
+             "--upsample " + " ".join(map(str, args.upsample))]
         )
         args.write.write_text(
             "# prepare speed (dlib HOG)\n\n"

@@ -146,3 +146,25 @@ def test_padding_keeps_coordinates_on_tight_crops(media, dlib_backend):
     plain = _largest(find_faces(dlib_backend, image, pad=0))
     padded = _largest(find_faces(dlib_backend, image, pad=0.5))
     assert np.abs(plain.landmarks - padded.landmarks)[template.INNER].mean() < 3.0
+
+
+@pytest.mark.slow  # face-alignment JIT-compiles its heatmap decoding on first use (tens of seconds)
+def test_fan_backend_loads_weights_from_the_torch_cache(tmp_path, monkeypatch, astronaut):
+    """The real FAN code path, with randomly initialised weights standing in for the unobtainable download."""
+    import torch
+    from face_alignment.models import FAN
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ((_, path),) = fan_weight_files("dlib")
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(FAN(4).state_dict(), path)
+    backend = FanBackend(detector="dlib")
+    faces = backend.faces(astronaut)
+    ref = _largest(DlibBackend().faces(astronaut))
+    face = _largest(faces)
+    np.testing.assert_allclose(face.box, ref.box)
+    assert face.landmarks.shape == (68, 2) and np.isfinite(face.landmarks).all()
+    # Random weights give arbitrary points, but FAN decodes them inside the face's crop window.
+    lo, hi = ref.box[:2] - ref.width, ref.box[2:] + ref.width
+    assert ((face.landmarks >= lo) & (face.landmarks <= hi)).all()

@@ -332,12 +332,13 @@ def test_resume_drops_unfinished_rows_and_partial_lines(tmp_path, media):
     # Simulate a kill after the last item's index row but before its progress line, mid-way through a line,
     # and with a temporary file left behind.
     progress = (out / "progress.jsonl").read_text().splitlines()
-    (out / "progress.jsonl").write_text("\n".join(progress[:-2]) + "\n")
+    (out / "progress.jsonl").write_text("\n".join(progress[:-2]) + "\n" + progress[-2][:15])
     with open(out / "index.jsonl", "a") as f:
         f.write('{"crop": "faces/half')
     (out / "faces" / ".x.123.tmp.png").write_bytes(b"partial")
     summary = prepare(folder, out, **FAST)
-    assert summary.new_items == 1
+    assert summary.new_items == 1 and summary.items == 4
+    assert len(_rows(out / "progress.jsonl")) == 8  # an item line and a file line per photo, none glued
     assert _rows(out / "index.jsonl") == full
     assert not list(out.rglob("*.tmp*"))
 
@@ -369,8 +370,7 @@ def test_resume_after_sigkill(tmp_path, media):
     first = _rows(out / "index.jsonl")
     assert 0 < len(first) < 30
 
-    summary = prepare(folder, out, **{**dict(a.split("=", 1) for a in args[2:5]), "workers": 1, "progress": False,
-                                      "fps": 10, "max_frames": 24, "size": 96})
+    summary = prepare(folder, out, fps=10, max_frames=24, size=96, workers=1, progress=False)
     rows = _rows(out / "index.jsonl")
     keys = [(r["source"], r["frame"], r["face"]) for r in rows]
     assert len(keys) == len(set(keys)) == summary.faces == 30  # 6 photos + 24 frames, one face each

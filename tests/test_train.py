@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The state dict in .* contains no
 
 # Small synthetic data: 32 px crops, 40 renders per identity (4 validation ones), no worker processes.
 SMALL = ["data.image_size=32", "data.batch_size=4", "data.num_workers=0", "data.persistent_workers=false",
-         "data.A.num_samples=40", "trainer.limit_val_batches=1", "preview.pairs=3"]
+         "data.A.num_samples=40", "trainer.limit_val_batches=1", "callbacks.preview.pairs=3"]
 
 
 def _compose(run_dir, *overrides):

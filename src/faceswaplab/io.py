@@ -55,12 +55,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Atomically write an (H, W, 3) uint8 RGB or (H, W) uint8 image; the format follows the suffix."""
+def write_image(path: str | os.PathLike, image: np.ndarray, **save_options: Any) -> None:
+    """Atomically write an (H, W, 3) uint8 RGB or (H, W) uint8 image; the format follows the suffix.
+
+    `save_options` go to PIL's ``Image.save`` (e.g. ``compress_level=1`` for fast PNG writing).
+    """
     if image.dtype != np.uint8:
         raise TypeError(f"write_image expects uint8, got {image.dtype} for {path}")
     with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
+        fmt = Image.registered_extensions()[Path(path).suffix.lower()]
+        Image.fromarray(image).save(tmp, format=fmt, **save_options)
 
 
 class ImageReadError(ValueError):

@@ -21,74 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from faceswaplab.callbacks import AtomicCheckpointIO, Preview
 from faceswaplab.config import CONFIG_DIR
-from faceswaplab.images import to_image
-from faceswaplab.io import atomic_path, write_image, write_text
+from faceswaplab.io import write_text
 
 log = logging.getLogger(__name__)
-
-
-class RunFiles(Callback):
-    """Writes the run directory's ``splits.json``, ``metrics.jsonl`` and ``preview.png`` (global rank 0 only).
-
-    The splits are written once the data module is set up; after every validation pass (not the sanity check)
-    the logged metrics are appended to ``metrics.jsonl`` and the preview is redrawn from the first validation
-    batch. A resumed run appends to the same ``metrics.jsonl``.
-    """
-
-    def __init__(self, run_dir: str | Path, preview_pairs: int = 4):
-        self.run_dir = Path(run_dir)
-        self.preview_pairs = int(preview_pairs)
-        self._preview_batch: dict | None = None
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
-
-    @property
-    def preview_path(self) -> Path:
-        return self.run_dir / "preview.png"
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        dm = trainer.datamodule
-        if trainer.is_global_zero and dm is not None and hasattr(dm, "save_splits"):
-            dm.save_splits(self.run_dir / "splits.json")
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx == 0 and dataloader_idx == 0 and trainer.is_global_zero:
-            n = self.preview_pairs
-            self._preview_batch = {k: v[:n].detach() if torch.is_tensor(v) else v for k, v in batch.items()}
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        self.append_metrics(trainer, "validate")
-        if self._preview_batch is not None and self.preview_pairs > 0:
-            grid = pl_module.preview(self._preview_batch, max_pairs=self.preview_pairs)
-            write_image(self.preview_path, to_image(grid))
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self.append_metrics(trainer, "test")
-
-    def append_metrics(self, trainer: L.Trainer, stage: str) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-        record = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step,
-                  "time": round(time.time(), 3), **metrics}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        # Lines are appended whole and flushed, so a crash can at worst lose the last record.
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
@@ -98,10 +43,31 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to continue from: ``ckpt_path`` (a file, or a run directory), else this run's
+    ``checkpoints/last.ckpt`` when ``resume`` is on and it exists, else None (a fresh start)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt:
+        path = Path(ckpt).expanduser()
+        if path.is_dir():
+            path = path / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt}: no checkpoint at {path}")
+        return str(path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return str(last) if cfg.get("resume", True) and last.is_file() else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training (or set-up) run from a composed config; returns its metrics and the files it wrote."""
+    """Run one training (or set-up) run from a composed config; returns its metrics and the files it wrote.
+
+    Rerunning into a run directory that holds ``checkpoints/last.ckpt`` continues from it: weights, optimisers,
+    schedulers, image pools, epoch and step; every epoch reseeds its RNGs from (seed, epoch), so the resumed run
+    ends exactly where an uninterrupted one would.
+    """
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resume_checkpoint(cfg, run_dir)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
@@ -109,30 +75,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     log.info("method: %s", cfg.method._target_)
     method: L.LightningModule = hydra.utils.instantiate(cfg.method)
-    run_files = RunFiles(run_dir, preview_pairs=cfg.preview.pairs)
-    callbacks = _instantiate_all(cfg.get("callbacks")) + [run_files]
+    callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+
+    for lg in trainer.loggers:  # the whole resolved config, so dashboards can filter and group by any option
+        lg.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
 
     last = run_dir / "checkpoints" / "last.ckpt"
     if getattr(method, "trainable", True):
-        trainer.fit(method, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if ckpt_path:
+            log.info("resuming from %s", ckpt_path)
+        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
     else:
         log.info("%s has no training; validating it and saving its settings", type(method).__name__)
-        trainer.validate(method, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        if trainer.is_global_zero:
-            with atomic_path(last) as tmp:
-                trainer.save_checkpoint(tmp, weights_only=False)
+        trainer.validate(method, datamodule=datamodule)
+        trainer.save_checkpoint(last, weights_only=False)  # every rank calls it; only rank 0 writes
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    preview = next((c.preview_path for c in callbacks if isinstance(c, Preview)), run_dir / "preview.png")
     log.info("run written to %s", run_dir)
-    written = lambda p: str(p) if p.exists() else None  # noqa: E731
     return {
         "run_dir": str(run_dir),
         "metrics": metrics,
-        "checkpoint": written(last),
-        "preview": written(run_files.preview_path),
-        "splits": written(run_dir / "splits.json"),
+        "checkpoint": str(last) if last.exists() else None,
+        "preview": str(preview) if preview.exists() else None,
+        "splits": str(run_dir / "splits.json"),
     }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -95,7 +96,7 @@ class Identity:
 
 @dataclass(frozen=True)
 class Light:
-    """A directional light: `direction` points towards the light in camera coordinates (x right, y down, z to camera)."""
+    """A directional light; `direction` points towards the light (camera coordinates: x right, y down, z to camera)."""
 
     direction: tuple[float, float, float] = (-0.35, -0.45, 0.82)
     ambient: float = 0.55
@@ -217,7 +218,8 @@ _BROW_LIFT = np.array([0.8, 0.9, 1, 1.05, 1.1, 1.1, 1.05, 1, 0.9, 0.8])
 def _expression_model(idn: Identity, expression) -> np.ndarray:
     """The identity's 68 points with `expression` (mouth_open, smile, brow_raise, blink) applied, (68, 3).
 
-    Multilinear in the expression: every term is linear in one parameter, except blink times brow raise.
+    A polynomial of degree at most one in each parameter with at most pairwise products (brow raise x blink,
+    smile x blink), so :func:`_expression_basis` reproduces it exactly.
     """
     mouth_open, smile, brow, blink = (float(v) for v in expression)
     p = _neutral_face(idn).copy()
@@ -244,23 +246,32 @@ def _expression_model(idn: Identity, expression) -> np.ndarray:
     p[up, 1] -= 0.015 * brow
     # Blink: the upper lid comes down onto the lower lid.
     p[up, 1:] = (1 - blink) * p[up, 1:] + blink * (p[low, 1:] - [0.004, 0.0])
+    # A smile's cheeks push the lower lids (and a closed upper lid with them) up.
+    p[low, 1] -= 0.012 * smile
+    p[up, 1] -= 0.012 * smile * blink
     return p
 
 
-@functools.lru_cache(maxsize=256)
+_PAIRS = tuple(itertools.combinations(range(4), 2))
+
+
+@functools.lru_cache(maxsize=1024)
 def _expression_basis(idn: Identity) -> np.ndarray:
-    """(6, 68, 3): neutral points, one offset per expression parameter and the brow x blink cross term."""
+    """(11, 68, 3): neutral points, one offset per expression parameter, one per pair of parameters."""
     e = np.eye(4)
-    f = [_expression_model(idn, v) for v in (np.zeros(4), *e, e[2] + e[3])]
-    basis = np.stack([f[0], f[1] - f[0], f[2] - f[0], f[3] - f[0], f[4] - f[0], f[5] - f[3] - f[4] + f[0]])
+    f0 = _expression_model(idn, np.zeros(4))
+    single = [_expression_model(idn, v) - f0 for v in e]
+    pairs = [_expression_model(idn, e[i] + e[j]) - single[i] - single[j] - f0 for i, j in _PAIRS]
+    basis = np.stack([f0, *single, *pairs])
     basis.setflags(write=False)
     return basis
 
 
 def _expressive_face(idn: Identity, expression: np.ndarray) -> np.ndarray:
     """`_expression_model`, evaluated from its cached basis, (68, 3)."""
-    m, s, b, k = (float(v) for v in expression)
-    return np.tensordot(np.array([1.0, m, s, b, k, b * k]), _expression_basis(idn), 1)
+    x = np.asarray(expression, np.float64)
+    coef = np.concatenate([[1.0], x, [x[i] * x[j] for i, j in _PAIRS]])
+    return np.tensordot(coef, _expression_basis(idn), 1)
 
 
 def _rotation(pose: np.ndarray) -> np.ndarray:
@@ -342,20 +353,26 @@ class _RigBuilder:
             else:
                 parts[name] = slice(at_f, at_f + n)
                 at_f += n
-        return _Rig(np.concatenate(self.w), np.concatenate(self.o), np.concatenate(self.fixed_pts), parts,
-                    self.normals)
+        # Each derived point mixes at most a few landmarks: keep (index, weight) pairs instead of dense rows.
+        w = np.concatenate(self.w)  # (N, 68)
+        k = max(1, int((w != 0).sum(1).max()))
+        idx = np.argsort(w == 0, axis=1, kind="stable")[:, :k]
+        return _Rig(idx, np.take_along_axis(w, idx, 1), np.concatenate(self.o), np.concatenate(self.fixed_pts),
+                    parts, self.normals)
 
 
 @dataclass
 class _Rig:
-    w: np.ndarray  # (N, 68) derived points = w @ landmarks + o
+    idx: np.ndarray  # (N, K) landmark indices of each derived point
+    wts: np.ndarray  # (N, K) their weights: derived = sum_k wts * landmarks[idx] + o
     o: np.ndarray  # (N, 3)
     fixed: np.ndarray  # (F, 3)
     parts: dict[str, slice]  # into concat(landmarks, derived, fixed)
     normals: dict[str, np.ndarray] = field(default_factory=dict)  # head-frame normals for visibility tests
 
     def points(self, lm3: np.ndarray) -> np.ndarray:
-        return np.concatenate([lm3, self.w @ lm3 + self.o, self.fixed])
+        derived = np.einsum("nk,nkd->nd", self.wts, lm3[self.idx]) + self.o
+        return np.concatenate([lm3, derived, self.fixed])
 
 
 def _cranium(idn: Identity) -> tuple[np.ndarray, np.ndarray]:
@@ -371,7 +388,7 @@ def _mean(idx) -> np.ndarray:
     return _L[idx].mean(0)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _rig(idn: Identity) -> _Rig:
     b = _RigBuilder()
     p0 = _neutral_face(idn)
@@ -404,7 +421,8 @@ def _rig(idn: Identity) -> _Rig:
         ring = (shell[:, 1] > -0.45) & (shell[:, 1] < 0.35) & (shell[:, 2] < c[2] + 0.35)
         shell = shell[ring]
     else:
-        low = {"short": 0.1, "receding": 0.05, "curly": 0.45, "bangs": 0.35, "bob": 0.95, "long": 0.6, "afro": 0.7}[style]
+        low = {"short": 0.1, "receding": 0.05, "curly": 0.45, "bangs": 0.35, "bob": 0.95, "long": 0.6,
+               "afro": 0.7}[style]
         shell = shell[shell[:, 1] < low]
         if style in ("long", "bob"):
             ys = np.linspace(0.2, 2.3 if style == "long" else 1.05, 6)
@@ -436,8 +454,9 @@ def _rig(idn: Identity) -> _Rig:
         b.fixed("bangs", np.concatenate([_smooth(fringe, 2), top]))
         for k in range(4):
             x0, y0 = fringe[1 + 2 * k, :2]
-            seg = np.stack([x0 * np.array([0.75, 0.88, 1.0]), np.linspace(hairline[:, 1].min() + 0.15, y0 - 0.03, 3)], 1)
-            b.fixed(f"fringe{k}", np.concatenate([seg, _ellipsoid_front(seg[:, 0], seg[:, 1], c, rr)[:, None]], 1), smooth=2)
+            xs_k = x0 * np.array([0.75, 0.88, 1.0])
+            ys_k = np.linspace(hairline[:, 1].min() + 0.15, y0 - 0.03, 3)
+            b.fixed(f"fringe{k}", np.stack([xs_k, ys_k, _ellipsoid_front(xs_k, ys_k, c, rr)], 1), smooth=2)
 
     # --- neck and ears
     b.fixed("neck", np.array([[-0.5, 0.6, -0.55], [0.5, 0.6, -0.55], [0.55, 2.6, -0.5], [-0.55, 2.6, -0.5]])
@@ -462,6 +481,7 @@ def _rig(idn: Identity) -> _Rig:
                   [[0, -0.03, 0], [0, -0.075, 0], [0, -0.075, 0], [0, -0.02, 0]], smooth=3)
         b.derived(f"iris_{name}", centre, [0, -0.005, 0.04])
         b.derived(f"blush_{name}", centre, [0, 0.4, 0.05])
+        b.derived(f"socket_{name}", centre, [0, -0.1, 0.0])
         if idn.glasses:
             tt = np.linspace(0, 2 * np.pi, 20, endpoint=False)
             rim = np.stack([0.26 * np.sign(np.cos(tt)) * np.abs(np.cos(tt)) ** 0.6,
@@ -557,9 +577,23 @@ def _clipped(layer: np.ndarray, clip_poly: np.ndarray, draw) -> None:
     layer[y0:y1, x0:x1] = cv2.blendLinear(patch, roi, wgt, 1.0 - wgt)
 
 
+def _soft_spot(layer: np.ndarray, c: np.ndarray, radii: tuple[float, float], color, strength: float):
+    """Blend `color` into `layer` with a separable Gaussian falloff (radii in pixels, about two sigmas)."""
+    h, w = layer.shape[:2]
+    x0, y0 = np.maximum(np.floor(c - radii).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(c + radii).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0 or min(radii) < 0.5:
+        return
+    wx = np.exp(-2.0 * ((np.arange(x0, x1, dtype=np.float32) - c[0]) / radii[0]) ** 2)
+    wy = np.exp(-2.0 * ((np.arange(y0, y1, dtype=np.float32) - c[1]) / radii[1]) ** 2) * strength
+    wgt = np.outer(wy, wx).astype(np.float32)
+    roi = layer[y0:y1, x0:x1]
+    layer[y0:y1, x0:x1] = cv2.blendLinear(np.full_like(roi, color), roi, wgt, 1.0 - wgt)
+
+
 def _darker(c) -> tuple[int, int, int]:
     """A shade for lines on hair: darker, or lighter for near-black hair."""
-    return _mix(c, (0, 0, 0), 0.3) if np.mean(c) > 60 else _mix(c, (150, 140, 130), 0.25)
+    return _mix(c, (0, 0, 0), 0.22) if np.mean(c) > 60 else _mix(c, (150, 140, 130), 0.2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -590,7 +624,11 @@ class SyntheticFaces:
 
     def sample(self, identity: int, index: int, size: int = 128, *, max_yaw: float = 35.0, max_pitch: float = 20.0,
                max_roll: float = 15.0) -> FaceRender:
-        """Render image `index` of `identity` with per-image variation drawn deterministically from (seed, identity, index)."""
+        """Render image `index` of `identity`; the variation is drawn deterministically from (seed, identity, index).
+
+        Pose is uniform in +-(max_yaw, max_pitch, max_roll) degrees; each expression parameter is active in
+        40-45% of the images (blinks 15%); light, background, +-5% scale, +-3% shift and gaze vary too.
+        """
         if identity < 0 or index < 0:
             raise ValueError(f"identity and index must be >= 0, got identity={identity}, index={index}")
         rng = np.random.default_rng([self.seed, int(identity), int(index), 2])
@@ -728,7 +766,8 @@ def _shading(size: int, m_out: np.ndarray, rot: np.ndarray, light: Light) -> np.
     h = ld + [0, 0, 1]
     h = h / np.linalg.norm(h)
     spec = np.clip(nx * h[0] + ny * h[1] + nz * h[2], 0, 1) ** 24 * 0.1
-    s = (light.ambient + light.diffuse * wrap + spec).astype(np.float32)[..., None] * np.asarray(light.color, np.float32)
+    s = (light.ambient + light.diffuse * wrap + spec).astype(np.float32)[..., None]
+    s = s * np.asarray(light.color, np.float32)
     if r != size:
         s = cv2.resize(s, (size, size), interpolation=cv2.INTER_LINEAR)
     return s
@@ -856,11 +895,11 @@ class _Scene:
             _fill(face, self["beard"], _rgba(col))
         if "moustache" in self.rig.parts:
             _fill(face, self["moustache"], _rgba(_mix(skin, idn.hair, 0.92)))
-        # cheeks: a soft blush (two nested discs approximate a soft edge)
+        # soft shading: blushed cheeks, eye sockets, the hollow under the lower lip
         for side in "lr":
-            c = self[f"blush_{side}"][0]
-            _circle(face, c, 0.18 * u, _rgba(_mix(skin, (235, 90, 90), 0.05)))
-            _circle(face, c, 0.11 * u, _rgba(_mix(skin, (235, 90, 90), 0.09)))
+            _soft_spot(face, self[f"blush_{side}"][0], (0.2 * u, 0.16 * u), (235, 90, 90, 255), 0.12)
+            _soft_spot(face, self[f"socket_{side}"][0], (0.24 * u, 0.11 * u), _rgba(skin, 0.7), 0.6)
+        _soft_spot(face, p[57] + (p[57] - p[51]) * 0.45, (0.16 * u, 0.06 * u), _rgba(skin, 0.75), 0.4)
         # nose: the side away from the light is in shadow
         _fill(face, self["nose_shadow_r" if self.light_head[0] < 0 else "nose_shadow_l"], _rgba(skin, 0.86))
         _lines(face, self["nose_base"], _rgba(skin, 0.75), 0.022 * u)
@@ -871,7 +910,7 @@ class _Scene:
                         ang, 0, 360, _rgba(skin, 0.42), -1, cv2.LINE_AA, _SHIFT)
         for k in (31, 35):
             _lines(face, self[f"wing{k}"], _rgba(skin, 0.72), 0.022 * u)
-            _lines(face, self[f"fold{k}"], _rgba(skin, 0.93 - 0.1 * self.expr[1]), 0.02 * u)
+            _lines(face, self[f"fold{k}"], _rgba(skin, 0.96 - 0.12 * self.expr[1]), 0.02 * u)
         self.draw_eyes(face)
         brow_col = _rgba(_mix(idn.hair if np.mean(idn.hair) < 150 else _darker(idn.hair), (40, 30, 25), 0.3))
         for side in "lr":
@@ -912,10 +951,10 @@ class _Scene:
                 _clipped(face, poly, eyeball)
             _lines(face, lower, _rgba(skin, 0.7), 0.018 * u)
             _lines(face, upper, lash, 0.035 * u)
-            # a flick of lashes at the outer corner
-            corner = upper[0]
-            flick = corner + (corner - upper[-1]) * 0.12 + [0, -0.03 * u]
-            _lines(face, np.stack([upper[3], corner, flick]), lash, 0.025 * u)
+            # a flick of lashes at the outer corner (36 starts the left eye's upper lid, 45 ends the right one's)
+            lid = upper if side == "l" else upper[::-1]
+            flick = lid[0] + (lid[0] - lid[-1]) * 0.12 + [0, -0.03 * u]
+            _lines(face, np.stack([lid[3], lid[0], flick]), lash, 0.025 * u)
 
     def draw_mouth(self, face):
         idn, u, p = self.idn, self.unit, self.p2
@@ -936,9 +975,10 @@ class _Scene:
             _clipped(face, inner, mouth)
         _lines(face, inner_up, _rgba(lips, 0.5), 0.022 * u)
         hl = p[57] * 0.6 + p[66] * 0.4  # lower lip highlight
-        cv2.ellipse(face, tuple(int(v) for v in _ip(hl)), (int(0.07 * u * idn.mouth_width * _ONE), int(0.025 * u * _ONE)),
-                    float(np.degrees(np.arctan2(*(p[54] - p[48])[::-1]))), 0, 360, _rgba(lips, 1.12), -1,
-                    cv2.LINE_AA, _SHIFT)
+        axes = (int(0.07 * u * idn.mouth_width * _ONE), int(0.025 * u * _ONE))
+        angle = float(np.degrees(np.arctan2(*(p[54] - p[48])[::-1])))
+        cv2.ellipse(face, tuple(int(v) for v in _ip(hl)), axes, angle, 0, 360, _rgba(lips, 1.12), -1, cv2.LINE_AA,
+                    _SHIFT)
         for k in (48, 54):
             _circle(face, p[k], 0.018 * u, _rgba(lips, 0.55))
 
@@ -968,12 +1008,13 @@ def render_grid(faces: SyntheticFaces, identities: int, columns: int, size: int)
 def main(argv: list[str] | None = None) -> None:
     from faceswaplab.io import write_image
 
-    ap = argparse.ArgumentParser(description="Write a grid of synthetic identities (rows) x variations (columns).")
+    ap = argparse.ArgumentParser(prog="python -m faceswaplab.data.synthetic",
+                                 description="Write a grid of synthetic identities (rows) x variations (columns).")
     ap.add_argument("--out", required=True, help="output PNG path")
-    ap.add_argument("--identities", type=int, default=8)
-    ap.add_argument("--columns", type=int, default=6)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--identities", type=int, default=8, help="rows: identities 0..N-1 (default 8)")
+    ap.add_argument("--columns", type=int, default=6, help="frontal neutral render, then N-1 samples (default 6)")
+    ap.add_argument("--size", type=int, default=128, help="pixels per face (default 128)")
+    ap.add_argument("--seed", type=int, default=0, help="population seed (default 0)")
     args = ap.parse_args(argv)
     if args.identities < 1 or args.columns < 1:
         ap.error("--identities and --columns must be >= 1")

@@ -1,0 +1,241 @@
+"""Lightning callbacks that make a run directory: files, previews, speed, reproducible epochs, loss checks.
+
+Every callback here is picked in ``conf/train.yaml`` under ``callbacks:`` (``~callbacks.<name>`` drops one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
+
+from faceswaplab.data.schema import IMAGE, SIDES, key
+from faceswaplab.images import make_grid, to_image
+from faceswaplab.io import atomic_path, write_image
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or infinite; the run stopped without saving the broken weights."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it, so a killed run never leaves a torn one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class RunFiles(Callback):
+    """Writes ``splits.json`` once the data is set up and appends one ``metrics.jsonl`` line per validation.
+
+    A resumed run first drops the lines written after its checkpoint, so the file tells one consistent story.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dm = trainer.datamodule
+        if trainer.is_global_zero and dm is not None and hasattr(dm, "save_splits"):
+            dm.save_splits(self.run_dir / "splits.json")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path and trainer.is_global_zero and self.metrics_path.exists():
+            lines = self.metrics_path.read_text().splitlines()
+            kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= trainer.global_step]
+            with atomic_path(self.metrics_path) as tmp:
+                tmp.write_text("".join(ln + "\n" for ln in kept))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.is_global_zero:
+            self.append(trainer, "validate")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.append(trainer, "test")
+
+    def append(self, trainer: L.Trainer, stage: str) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+        record = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step,
+                  "time": round(time.time(), 3), **metrics}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Whole lines, appended and flushed: a crash can at worst lose the last record.
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class Preview(Callback):
+    """Swaps a fixed set of validation pairs during training and writes what it sees.
+
+    * ``preview.png``: rows source | target | swap for both directions (redrawn at every preview);
+    * ``previews/swaps_<batch>.png``: the swap column of that moment as one row;
+    * ``timelapse.png``: the targets, then one row of swaps per preview (at most `timelapse_rows`, evenly
+      spaced), so the training's progress reads top to bottom.
+
+    Previews are drawn every `every_n_batches` training batches and after each validation pass, and sent to the
+    run's W&B and TensorBoard loggers as images.
+    """
+
+    def __init__(self, run_dir: str | Path, pairs: int = 4, every_n_batches: int = 200, timelapse_rows: int = 16):
+        self.run_dir = Path(run_dir)
+        self.pairs = int(pairs)
+        self.every_n_batches = int(every_n_batches)
+        self.timelapse_rows = int(timelapse_rows)
+        self.batch: dict | None = None
+
+    @property
+    def preview_path(self) -> Path:
+        return self.run_dir / "preview.png"
+
+    def _fixed_batch(self, trainer: L.Trainer) -> dict | None:
+        if self.batch is None and self.pairs > 0 and trainer.datamodule is not None:
+            loader = trainer.datamodule.val_dataloader()
+            first = next(iter(loader), None)
+            if first is not None:
+                self.batch = {k: v[: self.pairs] if torch.is_tensor(v) else v for k, v in first.items()}
+        return self.batch
+
+    @staticmethod
+    def batches_done(trainer: L.Trainer) -> int:
+        return trainer.fit_loop.epoch_loop.batch_progress.total.ready
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path and trainer.is_global_zero:  # forget previews drawn after the checkpoint
+            for path in (self.run_dir / "previews").glob("swaps_*.png"):
+                if int(path.stem.split("_")[1]) > self.batches_done(trainer):
+                    path.unlink()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        done = self.batches_done(trainer)
+        if self.every_n_batches > 0 and done % self.every_n_batches == 0:
+            self.draw(trainer, pl_module, done)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.draw(trainer, pl_module, self.batches_done(trainer))
+
+    def draw(self, trainer: L.Trainer, pl_module, batches_done: int) -> None:
+        if not trainer.is_global_zero or self._fixed_batch(trainer) is None:
+            return
+        batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self.batch.items()}
+        grid = to_image(pl_module.preview(batch, max_pairs=self.pairs))
+        write_image(self.preview_path, grid)
+        with torch.no_grad():
+            was_training = pl_module.training
+            pl_module.eval()
+            swaps = [pl_module.swap_pair(batch, d)[2] for d in ("AtoB", "BtoA")]
+            pl_module.train(was_training)
+        write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(torch.cat(swaps), nrow=64))
+        self._write_timelapse(batch)
+        for logger in trainer.loggers:
+            _log_image(logger, "preview", grid, trainer.global_step)
+
+    def _write_timelapse(self, batch: dict) -> None:
+        rows = sorted((self.run_dir / "previews").glob("swaps_*.png"))
+        if len(rows) > self.timelapse_rows:  # keep the first and the last, evenly spaced between
+            idx = np.linspace(0, len(rows) - 1, self.timelapse_rows).round().astype(int)
+            rows = [rows[i] for i in sorted(set(idx))]
+        from PIL import Image
+
+        targets = make_grid(torch.cat([batch[key(IMAGE, s)] for s in SIDES]), nrow=64)
+        strip = [targets] + [np.asarray(Image.open(p).convert("RGB")) for p in rows]
+        width = max(r.shape[1] for r in strip)
+        strip = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in strip]
+        write_image(self.run_dir / "timelapse.png", np.concatenate(strip, 0))
+
+
+def _log_image(logger, name: str, image: np.ndarray, step: int) -> None:
+    """Send an (H, W, 3) uint8 image to W&B or TensorBoard; other loggers ignore images."""
+    kind = type(logger).__name__
+    if kind == "WandbLogger":
+        logger.log_image(key=name, images=[image], step=step)
+    elif kind == "TensorBoardLogger":
+        logger.experiment.add_image(name, image, step, dataformats="HWC")
+
+
+class Throughput(Callback):
+    """Logs ``perf/images_per_sec`` (face images through a training step per second, both identities counted),
+    ``perf/sec_per_batch`` and ``perf/peak_memory_mb`` (CUDA's peak allocation on GPUs, the process's peak
+    resident memory on CPUs), averaged over the last `window` batches."""
+
+    def __init__(self, window: int = 20):
+        self.window = int(window)
+        self.times: list[tuple[float, int]] = []
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+            peak = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        n = sum(int(v.shape[0]) for k, v in batch.items() if k.startswith(IMAGE) and torch.is_tensor(v))
+        self.times = (self.times + [(time.perf_counter() - self._start, n)])[-self.window :]
+        seconds = sum(t for t, _ in self.times)
+        images = sum(c for _, c in self.times)
+        pl_module.log_dict(
+            {"perf/images_per_sec": images / max(seconds, 1e-9) * trainer.world_size,
+             "perf/sec_per_batch": seconds / len(self.times), "perf/peak_memory_mb": float(peak)},
+            on_step=True, on_epoch=False, batch_size=1,
+        )
+
+
+class SeedEveryBatch(Callback):
+    """Reseeds torch, numpy and Python's RNGs before every training batch from (seed, epoch, batch, rank).
+
+    Each step's randomness (random warps, dropout, augmentation drawn in the step) then depends on nothing but its
+    place in training, so a run resumed from a checkpoint repeats exactly what an uninterrupted run does next,
+    whatever else drew random numbers in between (validation, data loader start-up).
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        state = np.random.SeedSequence([self.seed, trainer.current_epoch, batch_idx, trainer.global_rank])
+        a, b = state.generate_state(2)
+        random.seed(int(a))
+        np.random.seed(int(a))
+        torch.manual_seed(int(b))
+
+
+class FiniteLoss(Callback):
+    """Stops the run with :class:`NonFiniteLossError` as soon as a logged ``train/`` value is NaN or infinite.
+
+    The error is raised before any checkpoint of the broken weights is written, so ``last.ckpt`` stays the last
+    good state.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        for name, value in trainer.callback_metrics.items():
+            if name.startswith("train/") and torch.is_tensor(value) and not math.isfinite(float(value)):
+                last = self.run_dir / "checkpoints" / "last.ckpt"
+                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint had been written yet"
+                raise NonFiniteLossError(
+                    f"{name} became {float(value)} at epoch {trainer.current_epoch}, batch {batch_idx} "
+                    f"(global step {trainer.global_step}); training stopped and {kept}. "
+                    "Lower the learning rate or check the data, then resume with ckpt_path=<that checkpoint>."
+                )

@@ -1,0 +1,162 @@
+"""The training entry point with learned methods: configs, loggers, exact resume, NaN handling, DDP on CPU."""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import compose_in_context, compose_train
+from faceswaplab.callbacks import NonFiniteLossError
+from faceswaplab.config import CONFIG_DIR
+from faceswaplab.loggers import read_wandb_run
+from faceswaplab.train import train
+
+CONF = Path(CONFIG_DIR)
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONF / "logger").glob("*.yaml"))
+
+# Tiny models on 32 px synthetic faces, 3 batches an epoch, no worker processes.
+TINY = {
+    "cyclegan": ["method.gen_width=8", "method.gen_blocks=2", "method.disc_width=8"],
+    "deepfakes": ["method.enc_width=8", "method.latent=32", "method.dense_channels=32", "method.code_channels=16",
+                  "method.dec_width=16"],
+    "pix2pix": ["method.gen_width=8", "method.disc_width=8", "method.disc_layers=2"],
+    "landmark_warp": [],
+}
+SMALL = ["data.image_size=32", "data.batch_size=4", "data.num_workers=0", "data.persistent_workers=false",
+         "data.A.num_samples=40", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+         "trainer.enable_progress_bar=false", "callbacks.preview.pairs=2"]
+
+
+def tiny(method, *overrides):
+    return [f"method={method}", *TINY[method], *SMALL, *overrides]
+
+
+def test_every_method_data_trainer_logger_combination_composes():
+    assert {"cyclegan", "deepfakes", "landmark_warp", "pix2pix"} <= set(METHODS)
+    assert {"cpu", "gpu", "ddp", "ddp_cpu", "multinode"} <= set(TRAINERS)
+    assert {"csv", "tensorboard", "wandb"} <= set(LOGGERS)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for combo in itertools.product(METHODS, DATA, TRAINERS, LOGGERS):
+            overrides = [f"{group}={name}" for group, name in zip(("method", "data", "trainer", "logger"), combo)]
+            cfg = compose_in_context(*overrides, run_dir="/tmp/x")
+            resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+            assert resolved["method"]["_target_"].startswith("faceswaplab.methods."), combo
+            assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer", combo
+            assert next(iter(resolved["logger"].values()))["_target_"], combo
+    # Multi-device trainers are what they say.
+    assert compose_train("trainer=ddp_cpu").trainer.devices == 2
+    assert compose_train("trainer=multinode").trainer.num_nodes == 2
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "deepfakes", "pix2pix"])
+def test_method_configs_instantiate_on_the_default_data(method):
+    cfg = compose_train(f"method={method}", run_dir="/tmp/x")
+    m = instantiate(cfg.method)
+    assert m.trainable and m.identity_specific
+    assert m.hparams.get("image_size", cfg.data.image_size) == cfg.data.image_size
+
+
+def test_train_writes_run_files_and_logs_to_tensorboard(tmp_path):
+    cfg = compose_train(*tiny("deepfakes", "trainer.max_epochs=2", "logger=tensorboard",
+                              "callbacks.preview.every_n_batches=2"), run_dir=tmp_path)
+    result = train(cfg)
+    assert result["checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert records[-1]["perf/images_per_sec"] > 0 and records[-1]["perf/peak_memory_mb"] > 0
+    assert {"train/loss_A", "train/loss_l1_B", "val/face_change"} <= set(records[-1])
+    assert (tmp_path / "preview.png").exists() and (tmp_path / "timelapse.png").exists()
+    assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == [
+        "swaps_00000002.png", "swaps_00000003.png", "swaps_00000004.png", "swaps_00000006.png"]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(*tiny("cyclegan", "trainer.max_epochs=2", "logger=wandb", "trainer.log_every_n_steps=1",
+                              "logger.wandb.tags=[unit]"), run_dir=tmp_path)
+    train(cfg)
+    import wandb
+
+    wandb.finish()
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    logged = read_wandb_run(run)
+    keys = set().union(*logged["history"])
+    assert {"train/loss_cycle_A", "train/loss_D_B", "val/face_change", "perf/images_per_sec"} <= keys
+    assert logged["config"]["config"]["method"]["lambda_A"] == 10.0
+    assert any(p.name.startswith("preview") and p.suffix == ".png" for p in logged["media"])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    train(compose_train(*tiny("deepfakes", "trainer.max_epochs=1"), run_dir=tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    cfg = compose_train(*tiny("deepfakes", "trainer.max_epochs=3", "method.l1_weight=nan"), run_dir=tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"train/loss.* became nan .* last good checkpoint is .*last.ckpt"):
+        train(cfg)
+    assert last.read_bytes() == before
+
+
+def _cli(run_dir, *overrides, **kw):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "faceswaplab.train", f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _weights(run_dir):
+    return torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["deepfakes", "cyclegan"])
+def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path, method):
+    args = tiny(method, "trainer.max_epochs=5", "trainer.limit_train_batches=4")
+    straight = _cli(tmp_path / "straight", *args)
+    out, _ = straight.communicate(timeout=600)
+    assert straight.returncode == 0, out
+
+    run = tmp_path / "killed"
+    proc = _cli(run, *args)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert torch.load(ckpt, weights_only=False)["epoch"] < 4  # intact, and written before the end
+
+    resumed = _cli(run, *args)
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    a, b = _weights(tmp_path / "straight"), _weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["cyclegan", "pix2pix", "deepfakes", "landmark_warp"])
+def test_ddp_cpu_two_processes(tmp_path, method):
+    proc = _cli(tmp_path, *tiny(method, "trainer=ddp_cpu", "trainer.max_epochs=1"))
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTE = ("Wall-clock figures need idle cores: when the load average exceeds the CPU count, extra workers only "
+        "compete with other jobs (and each worker adds about 2 CPU-s of start-up: imports and model loading).")
 
 
 def build_input(media: Path, folder: Path) -> tuple[int, int]:
@@ -96,7 +98,7 @@ def main() -> None:
         args.write.write_text(
             "# prepare speed (dlib HOG)\n\n"
             "Faces written per second by `faceswaplab.prepare` on the shared real media, including worker start-up.\n\n"
-            f"Command: `{cmd} --write {args.write}`\n\n" + table + "\n"
+            f"Command: `{cmd} --write {args.write}`\n\n" + table + "\n\n" + NOTE + "\n"
         )
 
 

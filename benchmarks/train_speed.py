@@ -1,7 +1,7 @@
 """Training throughput of every trainable method: images/s and achieved GFLOP/s against a plain fp32 matmul.
 
     python benchmarks/train_speed.py [--methods cyclegan pix2pix deepfakes] [--size 64 128] [--batch-size N]
-        [--steps 4] [--warmup 1] [--prefetch 4] [--threads N] [--device cpu|cuda]
+        [--steps 3] [--warmup 2] [--prefetch 4] [--threads N] [--device cpu|cuda]
         [--out benchmarks/train_speed.md] [--jsonl FILE] [OVERRIDE ...]
 
 Each method's config is composed by Hydra from ``conf/train.yaml`` with ``method=<name>`` (plus
@@ -63,6 +63,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def cpu_features() -> str:
+    """The vector instruction sets (of those that matter for fp32 GEMMs) listed in /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    found = [f for f in ("avx2", "fma", "avx512f", "amx_tile", "asimd", "sve") if f in flags]
+    return " ".join(found) or "none of avx2/avx512f/amx/asimd/sve"
 
 
 def load_average() -> float:
@@ -235,25 +246,26 @@ def fmt(x, spec: str) -> str:
 
 
 def table(rows: list[dict], peak: float) -> list[str]:
-    lines = ["| method | size | batch | params (M) | GFLOP/step | data img/s | train img/s | s/step | GFLOP/s "
-             "| of matmul | peak mem (MiB) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| method | size | batch | params (M) | GFLOP/step | data img/s | train img/s | s/step | CPU s/step "
+             "| GFLOP/s | of matmul | peak mem (MiB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['method']} | {r.get('size', '-')} | {r.get('batch_size', '-')} | failed: "
-                         f"{r['error']} ||||||||")
+                         f"{r['error']} |||||||||")
             continue
         data = f"{r['data_images_per_s']:.0f}" + ("" if r["data_steady"] else "*")
         lines.append(
             f"| {r['method']} | {r['size']} | {r['batch_size']} | {r['params_M']:.2f} | {r['gflop_per_step']:.1f} "
-            f"| {data} | {r['images_per_s']:.1f} | {r['s_per_step']:.3f} | {r['gflops']:.1f} "
-            f"| {100 * r['gflops'] / peak:.0f}% | {fmt(r['peak_mem_MiB'], '.0f')} |")
+            f"| {data} | {r['images_per_s']:.1f} | {r['s_per_step']:.3f} | {r['cpu_s_per_step']:.3f} "
+            f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {fmt(r['peak_mem_MiB'], '.0f')} |")
     return lines
 
 
 def markdown(rows: list[dict], info: dict) -> str:
     peak = max(info["matmul_gflops"])
     device = info["device_name"]
+    workers = ", ".join(sorted({str(r["data_workers"]) for r in rows if "data_workers" in r})) or "-"
     lines = [
         "# Training throughput",
         "",
@@ -262,13 +274,15 @@ def markdown(rows: list[dict], info: dict) -> str:
         "",
         f"- command: `{info['command']}`",
         f"- date: {info['date']}",
-        f"- machine: {info['cpu']}, {info['cores']} logical CPUs; device {device}; torch {info['torch']}, "
-        f"{info['threads']} torch threads; Python {platform.python_version()}",
-        f"- load average (1 min): {info['load_before']:.2f} at start, {info['load_after']:.2f} at end",
+        f"- machine: {info['cpu']} ({info['cpu_features']}), {info['cores']} logical CPUs; device {device}; "
+        f"torch {info['torch']}, {info['threads']} torch threads; Python {platform.python_version()}",
+        f"- load average (1 min): {info['load_before']:.2f} at start, {info['load_after']:.2f} at end"
+        + (" (busy: other processes shared the CPUs, so wall-clock figures are slower than on a quiet machine)"
+           if max(info["load_before"], info["load_after"]) > 0.5 * (info["cores"] or 1) else ""),
         f"- fp32 matmul 2048 x 2048: {info['matmul_gflops'][0]:.1f} GFLOP/s before the methods, "
         f"{info['matmul_gflops'][1]:.1f} after (utilisation is against {peak:.1f})",
-        f"- warm-up steps: {info['warmup']} (the first one FLOP-counted); timed steps: {info['steps']}; "
-        f"{info['prefetch']} batches drawn from the data module and cycled",
+        f"- warm-up steps: {info['warmup']} (the first one FLOP-counted); timed steps: {info['steps']}",
+        f"- data: {info['prefetch']} batches drawn from the data module and cycled; loader workers: {workers}",
         "",
         *table(rows, peak),
         "",
@@ -278,6 +292,8 @@ def markdown(rows: list[dict], info: dict) -> str:
         "  the CPU a real run gets less than either rate.",
         "- GFLOP/step: matmuls and convolutions of the forward and backward passes of one training step, counted",
         "  by `torch.utils.flop_counter.FlopCounterMode` (element-wise ops, norms and optimiser updates excluded).",
+        "- s/step: wall clock per step; CPU s/step: this process's CPU time per step, all threads together (on a",
+        "  busy machine the steadier figure: with T threads and no contention, s/step is at least CPU s/step / T).",
         "- of matmul: GFLOP/s as a fraction of the plain fp32 matmul above, same process, same threads.",
         "",
     ]
@@ -289,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=None, help="method config names (default: every trainable one)")
     ap.add_argument("--size", type=int, nargs="+", default=[None], help="data.image_size (default: the config's)")
     ap.add_argument("--batch-size", type=int, default=None, help="data.batch_size (default: the config's)")
-    ap.add_argument("--steps", type=int, default=4, help="timed training steps per method and size")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (the first one counts the FLOPs)")
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps per method and size")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first one counts the FLOPs)")
     ap.add_argument("--prefetch", type=int, default=4, help="batches drawn from the data module, then cycled")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
@@ -320,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     info = {
         "command": command.strip(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu": cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "warmup": args.warmup, "steps": args.steps, "prefetch": args.prefetch, "load_before": load_average(),
     }

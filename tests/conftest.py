@@ -9,6 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACESWAPLAB_MEDIA", ROOT.parent / "shared" / "media"))
 
 
+# The tests run small tensors one sample at a time, where intra-op threads only add overhead; one thread also
+# keeps timings steady when DataLoader workers or subprocesses share the cores.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)

@@ -21,15 +21,6 @@ from faceswaplab.faces import template as T
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-sample work on small tensors: intra-op threads only add overhead (and contention in parallel runs).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def coordinate_image(b: int, h: int, w: int) -> torch.Tensor:
     """(B, 2, H, W) whose pixels hold their own (x, y): after a warp, each pixel tells where it came from."""
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")

@@ -29,15 +29,6 @@ from faceswaplab.io import write_image
 AUG = Augment(flip=0.5, rotate=5, scale=0.05, translate=0.03, brightness=0.1, contrast=0.1, saturation=0.1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-sample work on small tensors: intra-op threads only add overhead (and contention in parallel runs).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def synthetic_pair(n_a=40, n_b=20, **kw) -> FaceDataModule:
     kw.setdefault("image_size", 32)
     kw.setdefault("batch_size", 4)

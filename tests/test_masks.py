@@ -12,15 +12,6 @@ from faceswaplab.faces.sketch import SEGMENTS, draw_landmark_sketch, draw_landma
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Per-sample work on small tensors: intra-op threads only add overhead (and contention in parallel runs).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def faces():
     """Landmarks of varied synthetic renders at 64 and 128 px: {size: (B, 68, 2) float32}."""

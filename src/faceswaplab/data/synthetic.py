@@ -11,7 +11,7 @@ positive pitch lifts the chin (the nose moves up), positive roll tilts the head 
 
 How it draws: every identity has a *rig*, fixed 3D curves (hair, ears, cranium, glasses, ...) and curves that are
 linear in the 68 expressive landmarks (lids, lips, brows, ...). A render deforms the landmarks by the expression,
-evaluates the rig with one matrix product, rotates and projects everything at once and draws 2D polygons with
+evaluates the rig (a sparse linear map), rotates and projects everything at once and draws 2D polygons with
 anti-aliased OpenCV primitives on a supersampled RGBA canvas, back to front. Face features are drawn on a separate
 skin layer that is clipped by the face outline, so features never leave the face (the far eye is cut by the cheek
 at large yaw). Shading (wrapped Lambert plus a faint highlight on an ellipsoid head) and the background are

@@ -21,6 +21,7 @@ import numpy as np
 
 from faceswaplab.data.synthetic import SyntheticFaces
 from faceswaplab.io import write_text
+from machine import cpu_name  # benchmarks/machine.py
 
 
 def measure(faces: SyntheticFaces, size: int, seconds: float) -> dict:
@@ -32,17 +33,6 @@ def measure(faces: SyntheticFaces, size: int, seconds: float) -> dict:
         n += 1
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"size": size, "images": n, "images_per_s": n / wall, "ms_wall": 1000 * wall / n, "ms_cpu": 1000 * cpu / n}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"- command: `{command.strip()}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, load average {load:.2f} at start; "
+        f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, load average {load:.2f} at start; "
         f"Python {platform.python_version()}, NumPy {np.__version__}, OpenCV {cv2.__version__}",
         "",
         "| size (px) | images/s (wall) | ms/image (wall) | ms/image (CPU) | images timed |",

@@ -1,14 +1,15 @@
 """Frames per second of ``faceswaplab.swap`` on a 720p video with one face, per method, on CPU.
 
-    python benchmarks/swap_speed.py [--frames 60] [--threads 2] [--out benchmarks/swap_speed.md]
+    python benchmarks/swap_speed.py [--frames 90] [--threads 1 2] [--out benchmarks/swap_speed.md]
 
 Converts the first `--frames` frames of ``../shared/media/videos/lp_s32_woman_interview.mp4`` (1280x720, 30 fps,
 audio) end to end through :func:`faceswaplab.swap.swap_media`: decode, dlib HOG detection and landmarks, the swap,
 mask, colour transfer, blend, H.264 encode and the final mux with audio. Methods: the landmark-warp baseline
 (source: a photo of ``photos/biden``) and the DeepFakes autoencoder of ``conf/method/deepfakes.yaml`` at its
-default size, untrained (the speed of a trained one is the same). A second table times stages alone:
-detection + landmarks over the whole frame and near the last face, and the H.264 encode. Wall-clock and process CPU time are both reported (CPU time is steadier on a
-busy machine). Writes Markdown to `--out` (and prints it).
+default size, untrained (the speed of a trained one is the same), each with every `--threads` count. A second
+table times stages alone: detection + landmarks over the whole frame and near the last face, and the H.264
+encode. Wall-clock and process CPU time are both reported (CPU time is steadier on a busy machine). Writes
+Markdown to `--out` (and prints it).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def stage_times(frames: int, tmp: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch and OpenCV threads (each)")
     ap.add_argument("--methods", nargs="+", default=["landmark_warp", "deepfakes"])
     ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))

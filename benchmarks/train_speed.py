@@ -51,18 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.io import write_text
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (or platform's guess)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # benchmarks/machine.py
 
 
 def cpu_features() -> str:
@@ -278,7 +267,7 @@ def markdown(rows: list[dict], info: dict) -> str:
         f"torch {info['torch']}, {info['threads']} torch threads; Python {platform.python_version()}",
         f"- load average (1 min): {info['load_before']:.2f} at start, {info['load_after']:.2f} at end"
         + (" (busy: other processes shared the CPUs, so wall-clock figures are slower than on a quiet machine)"
-           if max(info["load_before"], info["load_after"]) > 0.5 * (info["cores"] or 1) else ""),
+           if info["load_before"] > 0.5 * (info["cores"] or 1) else ""),  # the benchmark's own load comes later
         f"- fp32 matmul 2048 x 2048: {info['matmul_gflops'][0]:.1f} GFLOP/s before the methods, "
         f"{info['matmul_gflops'][1]:.1f} after (utilisation is against {peak:.1f})",
         f"- warm-up steps: {info['warmup']} (the first one FLOP-counted); timed steps: {info['steps']}",

@@ -623,7 +623,8 @@ def _settings_key(swapper: FaceSwapper, opts: SwapOptions, src: Path) -> str:
     record = {
         "input": [str(src.resolve()), st.st_size, st.st_mtime_ns],
         "checkpoint": [str(ckpt), ckpt.stat().st_size, ckpt.stat().st_mtime_ns] if ckpt else None,
-        "method": swapper.name, "hparams": {k: str(v) for k, v in dict(getattr(swapper.method, "hparams", {})).items()},
+        "method": swapper.name,
+        "hparams": {k: str(v) for k, v in dict(getattr(swapper.method, "hparams", {})).items()},
         # Field by field: asdict would deep-copy a backend instance.
         "options": {f.name: _plain(getattr(opts, f.name)) for f in dataclasses.fields(opts)
                     if f.name not in ("overwrite", "progress", "c2pa")},
@@ -657,15 +658,15 @@ def _swap_video(swapper: FaceSwapper, src: Path, dst: Path, summary: SwapSummary
     from tqdm import tqdm
 
     from faceswaplab.provenance import video_metadata
-    from faceswaplab.video import SegmentWriter, iter_frames, mux, probe
+    from faceswaplab.video import VIDEO_OUTPUT_SUFFIXES, SegmentWriter, iter_frames, mux, probe
 
     opts = swapper.opts
     try:
         info = probe(src)
     except Exception as e:  # noqa: BLE001 - PyAV raises many kinds for broken files
         raise SwapError(f"{src}: not a readable video ({e})") from None
-    if dst.suffix.lower() not in (".mp4", ".mov", ".m4v", ".mkv"):
-        raise SwapError(f"{dst}: videos are written as .mp4, .mov, .m4v or .mkv")
+    if dst.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
+        raise SwapError(f"{dst}: videos are written as {', '.join(VIDEO_OUTPUT_SUFFIXES)}")
     parts = dst.with_name(dst.name + ".parts")
     progress_path = parts / "progress.json"
     key = _settings_key(swapper, opts, src)

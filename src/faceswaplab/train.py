@@ -1,7 +1,8 @@
 """Train a face-swap method (or, for methods without training, set it up and evaluate it) and write its run.
 
-    python -m faceswaplab.train method=landmark_warp
+    python -m faceswaplab.train method=cyclegan
     python -m faceswaplab.train method=landmark_warp data=synthetic method.blend=feather hydra.run.dir=/tmp/run
+    python -m faceswaplab.train method=deepfakes trainer=gpu logger=wandb experiment=deepfakes_original
 
 Everything is composed by Hydra from ``conf/train.yaml`` and instantiated through ``_target_``: ``data`` (the
 data module), ``method``, ``logger`` (a mapping of loggers), ``callbacks`` (a mapping) and ``trainer``.
@@ -14,7 +15,11 @@ The run directory ``run_dir`` (by default ``runs/<method>/<timestamp>``) holds:
 * ``checkpoints/last.ckpt``: the method, reloadable with ``<Class>.load_from_checkpoint`` or
   :func:`faceswaplab.methods.load_method`; methods with ``trainable = False`` run no training step but still get
   this checkpoint, holding their settings;
-* ``preview.png``: rows source | target | swap on held-out (validation) pairs, both directions.
+* ``preview.png``, ``previews/``, ``timelapse.png``: rows source | target | swap on held-out (validation) pairs,
+  both directions, and the swaps over training (:class:`faceswaplab.callbacks.Preview`);
+* the loggers' folders (``csv/``, ``tensorboard/``, ``wandb/``).
+
+Rerunning into a run directory continues it (see :func:`train`).
 """
 
 from __future__ import annotations

@@ -472,7 +472,9 @@ class RawIdentities(PreparedIdentities):
 
     @property
     def prepare_options(self) -> dict:
-        return {"layout": "identities", **self.defaults, **self.options}
+        # One identity folder without a usable face must not stop a many-identity set: it is reported by
+        # prepare and then dropped here by `min_samples`.
+        return {"layout": "identities", "require_faces": False, **self.defaults, **self.options}
 
     @property
     def folder(self) -> Path:

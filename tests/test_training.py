@@ -102,6 +102,19 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
     assert any(p.name.startswith("preview") and p.suffix == ".png" for p in logged["media"])
 
 
+def test_top_level_load_returns_a_ready_method(tmp_path):
+    import faceswaplab as fsl
+
+    train(compose_train(*tiny("deepfakes", "trainer.max_epochs=1"), run_dir=tmp_path))
+    method = fsl.load(tmp_path, device="cpu")
+    assert isinstance(method, fsl.FaceSwapMethod) and not method.training
+    out = method.swap(torch.zeros(2, 3, 32, 32), direction="BtoA")
+    assert out.shape == (2, 3, 32, 32)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fsl.load(tmp_path / "missing")
+    assert fsl.SyntheticFaces is __import__("faceswaplab.data.synthetic").data.synthetic.SyntheticFaces
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     train(compose_train(*tiny("deepfakes", "trainer.max_epochs=1"), run_dir=tmp_path))
     last = tmp_path / "checkpoints" / "last.ckpt"

@@ -7,6 +7,52 @@ Conventions used throughout the library:
   they belong to**, pixel centres at integers (see :mod:`faceswaplab.faces.template`).
 * The **source** gives the identity; the **target** gives pose, expression and background; a swap outputs the
   target with the source's identity.
+
+Stable names: ``faceswaplab.load`` (a saved method, ready to swap), ``SyntheticFaces``, ``FaceDataModule``,
+``FaceSwapMethod``, ``load_method``, ``prepare``, ``swap_media``, ``build_metrics``.
 """
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Stable public names, imported on first use so that `import faceswaplab` stays light.
+_LAZY = {
+    "SyntheticFaces": "faceswaplab.data.synthetic",
+    "FaceDataModule": "faceswaplab.data.datamodule",
+    "FaceSwapMethod": "faceswaplab.methods.base",
+    "load_method": "faceswaplab.methods.base",
+    "prepare": "faceswaplab.prepare",
+    "swap_media": "faceswaplab.swap",
+    "build_metrics": "faceswaplab.metrics",
+}
+
+__all__ = ["__version__", "load", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'faceswaplab' has no attribute {name!r}")
+
+
+def load(path: str, device: str = "auto"):
+    """A saved method ready to swap: `path` is a run directory (its ``checkpoints/last.ckpt``) or a ``.ckpt`` file.
+
+    The method comes back in eval mode on `device` (``"auto"``: CUDA when available, else CPU).
+    """
+    from pathlib import Path
+
+    import torch
+
+    from faceswaplab.methods.base import load_method
+
+    ckpt = Path(path).expanduser()
+    if ckpt.is_dir():
+        ckpt = ckpt / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"no checkpoint at {ckpt} (expected a run directory or a .ckpt file)")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return load_method(ckpt, map_location=device).to(device).eval()

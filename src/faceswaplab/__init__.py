@@ -9,7 +9,7 @@ Conventions used throughout the library:
   target with the source's identity.
 
 Stable names: ``faceswaplab.load`` (a saved method, ready to swap), ``SyntheticFaces``, ``FaceDataModule``,
-``FaceSwapMethod``, ``load_method``, ``prepare``, ``swap_media``, ``build_metrics``.
+``FaceSwapMethod``, ``load_method``, ``swap_media``, ``build_metrics`` (and ``faceswaplab.prepare.prepare``).
 """
 
 import importlib
@@ -23,7 +23,6 @@ _LAZY = {
     "FaceDataModule": "faceswaplab.data.datamodule",
     "FaceSwapMethod": "faceswaplab.methods.base",
     "load_method": "faceswaplab.methods.base",
-    "prepare": "faceswaplab.prepare",
     "swap_media": "faceswaplab.swap",
     "build_metrics": "faceswaplab.metrics",
 }

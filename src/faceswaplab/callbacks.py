@@ -22,10 +22,16 @@ from lightning.pytorch.callbacks import Callback
 from faceswaplab.data.schema import IMAGE, SIDES, key
 from faceswaplab.images import make_grid, to_image
 from faceswaplab.io import atomic_path, write_image
+from faceswaplab.methods.base import preview_grid
 
 
 class NonFiniteLossError(RuntimeError):
     """A training loss became NaN or infinite; the run stopped without saving the broken weights."""
+
+
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's logged single-number metrics as plain floats."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -70,7 +76,7 @@ class RunFiles(Callback):
             self.append(trainer, "test")
 
     def append(self, trainer: L.Trainer, stage: str) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+        metrics = scalar_metrics(trainer)
         record = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step,
                   "time": round(time.time(), 3), **metrics}
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,14 +139,10 @@ class Preview(Callback):
         if not trainer.is_global_zero or self._fixed_batch(trainer) is None:
             return
         batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self.batch.items()}
-        grid = to_image(pl_module.preview(batch, max_pairs=self.pairs))
+        source, target, swapped = pl_module.preview_triples(batch, max_pairs=self.pairs)
+        grid = to_image(preview_grid(source, target, swapped))
         write_image(self.preview_path, grid)
-        with torch.no_grad():
-            was_training = pl_module.training
-            pl_module.eval()
-            swaps = [pl_module.swap_pair(batch, d)[2] for d in ("AtoB", "BtoA")]
-            pl_module.train(was_training)
-        write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(torch.cat(swaps), nrow=64))
+        write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(swapped, nrow=64))
         self._write_timelapse(batch)
         for logger in trainer.loggers:
             _log_image(logger, "preview", grid, trainer.global_step)

@@ -848,9 +848,9 @@ def swap_media(input: str | os.PathLike, output: str | os.PathLike, checkpoint: 
     resuming = marker.is_file()
     if dst.exists() and any(dst.iterdir()) and not resuming and not opts.overwrite:
         raise SwapError(f"output folder {dst} exists and is not empty; pass overwrite=true to write into it")
-    from faceswaplab.data.sources import _media_files
+    from faceswaplab.data.sources import media_files
 
-    files = _media_files(src)
+    files = media_files(src)
     if not files:
         raise SwapError(f"no image or video files found in {src}")
     swapper = FaceSwapper(opts, checkpoint, method)

@@ -31,10 +31,9 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from faceswaplab.callbacks import AtomicCheckpointIO, Preview
+from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.io import write_text
 
@@ -99,7 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.validate(method, datamodule=datamodule)
         trainer.save_checkpoint(last, weights_only=False)  # every rank calls it; only rank 0 writes
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    metrics = scalar_metrics(trainer)
     preview = next((c.preview_path for c in callbacks if isinstance(c, Preview)), run_dir / "preview.png")
     log.info("run written to %s", run_dir)
     return {

@@ -139,7 +139,7 @@ class Source:
             yield from f.items(self.fps, self.max_frames)
 
 
-def _media_files(root: Path) -> list[Path]:
+def media_files(root: Path) -> list[Path]:
     """Image and video files under `root`, recursively, sorted, hidden files and folders skipped."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -182,7 +182,7 @@ class ImageFolder(Source):
         self.identity = identity or self.root.resolve().name
 
     def files(self):
-        return _named(_media_files(self.root), self.root, lambda p: self.identity)
+        return _named(media_files(self.root), self.root, lambda p: self.identity)
 
 
 class IdentityFolders(Source):
@@ -205,7 +205,7 @@ class IdentityFolders(Source):
         return list(self.names)  # including folders without any media file: they too have no face
 
     def files(self):
-        files = [p for name in self.names for p in _media_files(self.root / name)]
+        files = [p for name in self.names for p in media_files(self.root / name)]
         return _named(files, self.root, lambda p: p.relative_to(self.root).parts[0])
 
 

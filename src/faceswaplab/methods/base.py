@@ -81,8 +81,8 @@ class FaceSwapMethod(L.LightningModule):
         return source, target, swapped
 
     @torch.no_grad()
-    def preview(self, batch: dict, max_pairs: int = 4) -> Tensor:
-        """A grid (3, H', W') in [-1, 1] of rows source | target | swap: up to `max_pairs` per direction."""
+    def preview_triples(self, batch: dict, max_pairs: int = 4) -> tuple[Tensor, Tensor, Tensor]:
+        """``(source, target, swapped)``, each (N, 3, H, W): up to `max_pairs` pairs per direction, in eval mode."""
         batch = {k: v[:max_pairs] if isinstance(v, Tensor) else v for k, v in batch.items()}
         was_training = self.training
         self.eval()
@@ -90,7 +90,11 @@ class FaceSwapMethod(L.LightningModule):
             triples = [self.swap_pair(batch, d) for d in DIRECTIONS]
         finally:
             self.train(was_training)
-        return preview_grid(*(torch.cat([tr[i] for tr in triples]) for i in range(3)))
+        return tuple(torch.cat([tr[i] for tr in triples]) for i in range(3))
+
+    def preview(self, batch: dict, max_pairs: int = 4) -> Tensor:
+        """A grid (3, H', W') in [-1, 1] of rows source | target | swap: up to `max_pairs` per direction."""
+        return preview_grid(*self.preview_triples(batch, max_pairs))
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         """Swap both ways and log how much the face changed and how well the background was kept.

@@ -18,6 +18,7 @@ from conftest import compose_train
 from test_training import tiny
 
 DATA = ["data.A.num_samples=40"]
+TRAINED_ROWS = ["~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes"]  # the defaults train for minutes
 
 
 def compose_benchmark(*overrides):
@@ -36,14 +37,14 @@ def trained_run(tmp_path_factory):
 def bench(run, out, *extra):
     # data.image_size is left at the default 64: the run's config.yaml (32 px) must win.
     return run_benchmark(compose_benchmark(
-        *DATA, "num_pairs=4", "gallery_per_identity=4", "bootstrap.resamples=200", f"out_dir={out}",
-        f"+methods.deepfakes.run={run}", *extra))
+        *DATA, *TRAINED_ROWS, "num_pairs=4", "gallery_per_identity=4", "bootstrap.resamples=200", f"out_dir={out}",
+        f"+methods.trained.run={run}", *extra))
 
 
 def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
     out = bench(trained_run, tmp_path / "a")
     rows = {r["method"]: r for r in out["results"]}
-    assert list(rows) == ["target", "source", "landmark_warp", "deepfakes"]
+    assert list(rows) == ["target", "source", "landmark_warp", "trained"]
 
     # Files: the CSV has one row per method and the interval columns of every available metric.
     with open(tmp_path / "a" / "results.csv") as f:
@@ -51,7 +52,7 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
     assert [r["method"] for r in table] == list(rows)
     for m in ("identity_similarity", "identity_retrieval", "landmark_nme", "pose_error", "expression_error"):
         assert {f"{m}_mean", f"{m}_lo", f"{m}_hi", f"{m}_failed"} <= set(table[0])
-    assert {"latency_ms", "peak_memory_mb"} <= set(table[0])
+    assert {"latency_ms", "peak_memory_mb", "train_images_per_sec"} <= set(table[0])
     md = (tmp_path / "a" / "results.md").read_text()
     assert all(f"| {name} |" in md for name in rows)
     # Offline, the LPIPS and Inception weights are missing: listed with the reason, not a crash.
@@ -63,7 +64,7 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
     # Reference rows: the target is the attribute optimum, the source the identity optimum.
     val = {n: {m: v["mean"] for m, v in r["metrics"].items()} for n, r in rows.items()}
     assert val["target"]["landmark_nme"] == 0 and val["target"]["pose_error"] == pytest.approx(0, abs=1e-6)
-    for n in ("source", "landmark_warp", "deepfakes"):
+    for n in ("source", "landmark_warp", "trained"):
         if math.isfinite(val[n]["landmark_nme"]):
             assert val[n]["landmark_nme"] > val["target"]["landmark_nme"]
             assert val[n]["pose_error"] > val["target"]["pose_error"]
@@ -78,6 +79,13 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
                 assert v["lo"] <= v["mean"] <= v["hi"], (r["method"], m, v)
             assert v["n"] + v["failed"] == 4
         assert r["speed"]["latency_ms"] > 0 and r["speed"]["peak_memory_mb"] > 0
+    assert rows["trained"]["speed"]["train_images_per_sec"] > 0  # from the run's metrics.jsonl
+    assert math.isnan(rows["landmark_warp"]["speed"]["train_images_per_sec"])
+
+    # Plots: one bar panel per computed metric, and the identity / attribute scatter.
+    for name in ("metrics.png", "identity_vs_attributes.png"):
+        img = np.asarray(Image.open(tmp_path / "a" / name))
+        assert img.ndim == 3 and img.shape[0] > 200 and img.std() > 10, name
 
     # results.jsonl: provenance, and the same numbers from a second run.
     lines = [json.loads(x) for x in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
@@ -90,6 +98,59 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
     again = [json.loads(x) for x in (tmp_path / "b" / "results.jsonl").read_text().splitlines()]
     assert [x["metrics"] for x in again] == [x["metrics"] for x in lines]
     assert [x["pairs"] for x in again] == [x["pairs"] for x in lines]
+
+    # pairs.json names the samples; given back as pairs_file (with another seed) it fixes the same pairs.
+    pairs = json.loads((tmp_path / "a" / "pairs.json").read_text())
+    assert pairs["pairs"][0]["source"][0] == "synthetic0-0" and pairs["pairs"][0]["target"][0] == "synthetic0-1"
+    bench(trained_run, tmp_path / "c", f"pairs_file={tmp_path / 'a' / 'pairs.json'}", "seed=5")
+    assert json.loads((tmp_path / "c" / "pairs.json").read_text()) == pairs
+
+
+def test_benchmark_trains_rows_once_and_refuses_other_settings(tmp_path):
+    from test_training import SMALL, TINY
+
+    train = ["method=deepfakes", *TINY["deepfakes"], *SMALL, "trainer.max_epochs=1"]
+    rows = f"+methods.df.train=[{','.join(repr(o) for o in train)}]"
+    common = [*DATA, *TRAINED_ROWS, "~methods.landmark_warp", "data.image_size=32", "num_pairs=2",
+              "gallery_per_identity=2", "bootstrap.resamples=50", f"train_dir={tmp_path / 'models'}"]
+    out = run_benchmark(compose_benchmark(*common, rows, f"out_dir={tmp_path / 'a'}"))
+    run = tmp_path / "models" / "df"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run / "benchmark_train.json").is_file()
+    df = out["results"][-1]
+    assert df["method"] == "df" and df["kind"] == "train" and df["speed"]["train_images_per_sec"] > 0
+    # The benchmark's data wins over the training overrides, except for loader settings.
+    trained = json.loads((run / "benchmark_train.json").read_text())["config"]["data"]
+    assert trained["image_size"] == 32 and trained["num_workers"] == 0 and trained["batch_size"] == 4
+
+    stamp = ckpt.stat().st_mtime_ns
+    again = run_benchmark(compose_benchmark(*common, rows, f"out_dir={tmp_path / 'b'}"))
+    assert ckpt.stat().st_mtime_ns == stamp  # reused, not retrained
+    assert again["results"][-1]["metrics"] == df["metrics"]
+
+    other = rows.replace("max_epochs=1", "max_epochs=2")
+    with pytest.raises(ValueError, match="other settings"):
+        run_benchmark(compose_benchmark(*common, other, f"out_dir={tmp_path / 'c'}"))
+
+
+def test_benchmark_logs_table_and_images_to_wandb_offline(tmp_path, monkeypatch):
+    from faceswaplab.loggers import read_wandb_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = run_benchmark(compose_benchmark(
+        *DATA, *TRAINED_ROWS, "data.image_size=32", "num_pairs=2", "gallery_per_identity=2",
+        "bootstrap.resamples=50", f"out_dir={tmp_path}", "wandb.enabled=true", "wandb.group=bench-test"))
+    run = read_wandb_run(out["files"]["wandb"])
+    logged = {k.rsplit("/", 1)[0] for row in run["history"] for k in row}  # media are logged as nested keys
+    assert {"benchmark/results", "benchmark/samples", "benchmark/metrics"} <= logged
+    assert run["summary"]["landmark_warp/landmark_nme"] == pytest.approx(
+        out["results"][2]["metrics"]["landmark_nme"]["mean"])
+    assert sum(p.suffix == ".png" for p in run["media"]) == 3  # samples, metrics, identity_vs_attributes
+    table = json.loads(next(p for p in run["media"] if p.name.endswith(".table.json")).read_text())
+    assert [row[0] for row in table["data"]] == ["target", "source", "landmark_warp"]
+    assert "identity_similarity_lo" in table["columns"]
 
 
 def test_benchmark_refuses_runs_of_different_sizes(trained_run, tmp_path):
@@ -110,7 +171,7 @@ def test_benchmark_refuses_runs_of_different_sizes(trained_run, tmp_path):
 def test_benchmark_command_line(tmp_path):
     out = tmp_path / "cli"
     subprocess.run([sys.executable, "-m", "faceswaplab.benchmark", *DATA, "data.image_size=32", "num_pairs=2",
-                    "gallery_per_identity=2", "~methods.landmark_warp", f"hydra.run.dir={out}"],
+                    "gallery_per_identity=2", "~methods.landmark_warp", *TRAINED_ROWS, f"hydra.run.dir={out}"],
                    check=True, capture_output=True, text=True, timeout=300)
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [r["method"] for r in rows] == ["target", "source"]
@@ -123,3 +184,28 @@ def test_bootstrap_interval_is_seeded_and_skips_failures():
     assert n == 4 and mean == pytest.approx(0.45) and lo < mean < hi
     assert bootstrap_interval(v, 500, 0.95, seed=3) == (mean, lo, hi, n)
     assert math.isnan(bootstrap_interval([np.nan], 10)[0])
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("synthetic", []), ("real_faces", []),
+    ("celebahq", ["celebahq.root=/data/celebahq", "celebahq.A=10", "celebahq.B=20"]),
+    ("ffpp", ["ffpp.root=/data/ffpp", "ffpp.a=953", "ffpp.b=974"]),
+])
+def test_published_benchmark_configs_compose(name, extra):
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "faceswaplab.benchmark", "--config-dir", "benchmarks/configs",
+                          "--config-name", name, *extra, "--cfg", "job", "--resolve"],
+                         cwd=root, check=True, capture_output=True, text=True, timeout=120).stdout
+    cfg = yaml.safe_load(out)
+    assert cfg["data"]["mode"] == "pair" and set(cfg["methods"]) >= {"target", "source", "landmark_warp",
+                                                                       "cyclegan", "pix2pix", "deepfakes"}
+    if cfg["pairs_file"]:  # the pair lists shipped beside the configs
+        pairs = json.loads((root / cfg["pairs_file"]).read_text())
+        assert pairs["format"] == "faceswaplab-pairs-1" and len(pairs["pairs"]) == cfg["num_pairs"]
+    if name in ("celebahq", "ffpp"):
+        assert cfg["data"]["image_size"] == 256 and cfg["methods"]["deepfakes"]["train"] == ["experiment=deepfakes_256"]
+        assert "/data/" in cfg["data"]["A"]["path"]

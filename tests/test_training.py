@@ -99,7 +99,13 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
     keys = set().union(*logged["history"])
     assert {"train/loss_cycle_A", "train/loss_D_B", "val/face_change", "perf/images_per_sec"} <= keys
     assert logged["config"]["config"]["method"]["lambda_A"] == 10.0
-    assert any(p.name.startswith("preview") and p.suffix == ".png" for p in logged["media"])
+    media = {p.name for p in logged["media"]}
+    for name in ("preview", "timelapse"):  # both images, once per preview (after each validation pass)
+        rows = [r for r in logged["history"] if r.get(f"{name}/_type") == "images/separated"]
+        assert len(rows) == 2, name
+        assert all(Path(r[f"{name}/filenames"][0]).name in media for r in rows), name
+    heights = [r["timelapse/height"] for r in logged["history"] if "timelapse/height" in r]
+    assert heights[1] > heights[0]  # the timelapse gained a row of swaps
 
 
 def test_top_level_load_returns_a_ready_method(tmp_path):

@@ -12,8 +12,14 @@ Stable names: ``faceswaplab.load`` (a saved method, ready to swap), ``SyntheticF
 ``FaceSwapMethod``, ``load_method``, ``swap_media``, ``build_metrics`` (and ``faceswaplab.prepare.prepare``).
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faceswaplab.methods.base import FaceSwapMethod
 
 __version__ = "0.1.0"
 
@@ -36,10 +42,32 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'faceswaplab' has no attribute {name!r}")
 
 
-def load(path: str, device: str = "auto"):
+def load(path: str | os.PathLike, device: str = "auto") -> FaceSwapMethod:
     """A saved method ready to swap: `path` is a run directory (its ``checkpoints/last.ckpt``) or a ``.ckpt`` file.
 
-    The method comes back in eval mode on `device` (``"auto"``: CUDA when available, else CPU).
+    The method comes back in eval mode on `device` (``"auto"``: CUDA when available, else CPU); its
+    :meth:`~faceswaplab.methods.FaceSwapMethod.swap` takes tensors, numpy or PIL images.
+
+    Train a tiny DeepFakes autoencoder for one step on 32 px synthetic faces, then load and use it:
+
+    >>> import tempfile
+    >>> import faceswaplab as fsl
+    >>> from faceswaplab.config import compose
+    >>> from faceswaplab.train import train
+    >>> run = tempfile.TemporaryDirectory()
+    >>> overrides = ["method=deepfakes", "method.enc_width=8", "method.latent=32", "method.dense_channels=32",
+    ...              "method.code_channels=16", "method.dec_width=16", "data.image_size=32", "data.batch_size=2",
+    ...              "data.num_workers=0", "data.persistent_workers=false", "data.A.num_samples=10",
+    ...              "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+    ...              "trainer.enable_progress_bar=false", "callbacks.preview.pairs=0", "~logger"]
+    >>> _ = train(compose("train", overrides, output_dir=run.name))
+    >>> method = fsl.load(run.name, device="cpu")
+    >>> type(method).__name__, method.training, method.device.type
+    ('DeepFakes', False, 'cpu')
+    >>> face = fsl.SyntheticFaces(seed=0).sample(0, 0, size=32).image  # (32, 32, 3) uint8, a face of A
+    >>> method.swap(face, direction="AtoB").shape
+    (32, 32, 3)
+    >>> run.cleanup()
     """
     from pathlib import Path
 

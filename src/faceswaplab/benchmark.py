@@ -2,14 +2,17 @@
 
 ``python -m faceswaplab.benchmark`` (config ``conf/benchmark.yaml``) or :func:`run_benchmark` from Python.
 
-Rows (``methods:``): a trained run (``{run: <run dir>}``: its ``checkpoints/last.ckpt``, image size and
-``splits.json``), an untrained method (``{method: landmark_warp}``), and two references: ``target`` (the output is
-the target unchanged: perfect attributes, no identity transfer) and ``source`` (the output is the source image:
-perfect identity, the source's own pose and expression).
+Rows (``methods:``): a method trained by the benchmark itself (``{train: [overrides of conf/train.yaml]}``, on the
+benchmark's data, into ``train_dir/<row name>``; a finished training is reused, an interrupted one resumed), a
+trained run (``{run: <run dir>}``: its ``checkpoints/last.ckpt``, image size and ``splits.json``), an untrained
+method (``{method: landmark_warp}``), and two references: ``target`` (the output is the target unchanged: perfect
+attributes, no identity transfer) and ``source`` (the output is the source image: perfect identity, the source's
+own pose and expression).
 
 Pairs: ``num_pairs`` pairs of the TEST split of the pair data module, drawn by
 :meth:`~faceswaplab.data.FaceDataModule.test_pairs` from ``seed``; they alternate source A onto target B
-(direction ``BtoA`` for identity-specific methods) and source B onto target A (``AtoB``).
+(direction ``BtoA`` for identity-specific methods) and source B onto target A (``AtoB``). ``pairs_file`` gives a
+fixed list instead (``pairs.json`` of an earlier benchmark: identity names and sample ids).
 
 Metrics (:func:`faceswaplab.metrics.build_metrics`):
 
@@ -27,9 +30,14 @@ Every per-sample metric is reported as its mean over the evaluated samples and a
 interval. Speed: swap latency per image (ms, over all pairs, after one warm-up batch) and peak memory (CUDA
 peak allocation, or the process' peak RSS on CPU, which never decreases, so later rows inherit earlier peaks).
 
+Speed also reports the training throughput of trained rows (median ``perf/images_per_sec`` of their
+``metrics.jsonl``).
+
 Outputs in ``out_dir``: ``results.csv``, ``results.md``, ``results.jsonl`` (one object per method: numbers,
-config, git commit, seeds, embedder and weight files) and ``samples.png`` (rows: pairs; columns: source, target,
-then each method).
+config, git commit, seeds, embedder and weight files), ``pairs.json``, ``samples.png`` (rows: pairs; columns:
+source, target, then each method), ``metrics.png`` (a bar per method and metric with its bootstrap interval) and
+``identity_vs_attributes.png`` (identity similarity against pose error, one point per method); with
+``wandb.enabled`` also a W&B run holding the results table and these images (offline without an API key).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import io
 import json
 import logging
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -53,12 +62,15 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.config import CONFIG_DIR
-from faceswaplab.io import write_image, write_text
+from faceswaplab.io import write_image, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 REFERENCES = ("target", "source")
 PER_SAMPLE_KEYS = ("mean", "lo", "hi", "n", "failed")
+PAIRS_FORMAT = "faceswaplab-pairs-1"
+# Data-module keys a training preset may change without changing which faces the benchmark evaluates.
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -68,6 +80,10 @@ def bootstrap_interval(values, resamples: int = 1000, confidence: float = 0.95, 
     """Mean of the finite `values` and its percentile-bootstrap interval: ``(mean, lo, hi, n)``.
 
     NaN values (failed samples) are left out; with none left everything is NaN and n is 0.
+
+    >>> mean, lo, hi, n = bootstrap_interval([0.2, 0.4, float("nan"), 0.6], resamples=200, seed=0)
+    >>> round(mean, 3), n, lo <= mean <= hi
+    (0.4, 3, True)
     """
     v = np.asarray(values, np.float64).reshape(-1)
     v = v[np.isfinite(v)]
@@ -121,8 +137,8 @@ class _Row:
         self.model, self.reference, self.checkpoint = None, None, None
         kinds = [k for k in ("run", "method", "reference") if entry.get(k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"methods.{name}: give exactly one of run=<run dir>, method=<conf/method name> or "
-                             f"reference=target|source, got {dict(entry)}")
+            raise ValueError(f"methods.{name}: give exactly one of train=[overrides], run=<run dir>, "
+                             f"method=<conf/method name> or reference=target|source, got {dict(entry)}")
         if "reference" in kinds:
             if entry["reference"] not in REFERENCES:
                 raise ValueError(f"methods.{name}.reference must be one of {REFERENCES}, got {entry['reference']!r}")
@@ -133,8 +149,8 @@ class _Row:
                 raise ValueError(f"methods.{name}.method: no method config {path}")
             method_cfg = OmegaConf.load(path)
             if hydra.utils.get_class(method_cfg._target_).trainable:
-                raise ValueError(f"methods.{name}: {entry['method']!r} must be trained first; benchmark its run "
-                                 f"with methods.{name}.run=<run dir>")
+                raise ValueError(f"methods.{name}: {entry['method']!r} must be trained first: use "
+                                 f"methods.{name}.train=[method={entry['method']}] or methods.{name}.run=<run dir>")
             # The method config may read the data group (e.g. the mask's forehead).
             self.model = hydra.utils.instantiate(OmegaConf.merge({"data": data_cfg}, {"method": method_cfg}).method)
         else:
@@ -165,22 +181,92 @@ class _Row:
         return out
 
     def describe(self) -> dict:
-        return {"kind": "reference" if self.reference else ("run" if self.checkpoint else "method"),
-                **{k: str(v) for k, v in self.entry.items()},
+        kind = "reference" if self.reference else ("method" if not self.checkpoint else
+                                                   "train" if self.entry.get("train") else "run")
+        return {"kind": kind, **{k: str(v) for k, v in self.entry.items()},
                 "class": type(self.model).__qualname__ if self.model is not None else None,
                 "checkpoint": str(self.checkpoint) if self.checkpoint else None}
+
+    def train_throughput(self) -> float:
+        """Median ``perf/images_per_sec`` logged by the run's validations (NaN without a run or a record)."""
+        if self.checkpoint is None:
+            return math.nan
+        path = self.checkpoint.parent.parent / "metrics.jsonl"
+        rates = []
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                rate = json.loads(line).get("perf/images_per_sec") if line.strip() else None
+                if rate is not None:
+                    rates.append(float(rate))
+        return float(np.median(rates)) if rates else math.nan
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def train_row(name: str, overrides, cfg: DictConfig) -> Path:
+    """Train row `name` (``conf/train.yaml`` with `overrides`, on the benchmark's data) into
+    ``cfg.train_dir/name``, or reuse the finished training there; returns the run directory.
+
+    The data module's identities, splits, image size and augmentation come from the benchmark's ``data``; only
+    loader settings (batch size, workers) come from the training config, so the held-out pairs are never trained
+    on. An interrupted training continues where it stopped; a run directory trained with other settings is an
+    error rather than silently reused.
+    """
+    from faceswaplab.config import compose
+    from faceswaplab.train import train
+
+    overrides = [str(o) for o in overrides]
+    run_dir = (Path(cfg.train_dir).expanduser() / name).resolve()
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+
+    def use_benchmark_data(train_cfg: DictConfig) -> None:  # before resolution: the method reads data.image_size
+        train_cfg.data = OmegaConf.merge(data, {k: train_cfg.data[k] for k in LOADER_KEYS if k in train_cfg.data})
+
+    train_cfg = compose("train", overrides, output_dir=run_dir, edit=use_benchmark_data)
+    record = {"overrides": overrides, "config": OmegaConf.to_container(train_cfg, resolve=True)}
+    marker = run_dir / "benchmark_train.json"
+    if marker.is_file():
+        if json.loads(marker.read_text()) == json.loads(json.dumps(record)):
+            log.info("%s: reusing the finished training in %s", name, run_dir)
+            return run_dir
+        raise ValueError(f"methods.{name}: {run_dir} holds a training with other settings (see {marker}); "
+                         "delete that folder or choose another train_dir")
+    started = run_dir / "config.yaml"
+    if started.is_file() and OmegaConf.load(started) != train_cfg:
+        raise ValueError(f"methods.{name}: {run_dir} holds an unfinished training with other settings "
+                         f"({started}); delete that folder or choose another train_dir")
+    log.info("%s: training %s into %s", name, " ".join(overrides), run_dir)
+    train(train_cfg)
+    write_json(marker, record)
+    return run_dir
+
+
+def resolve_rows(cfg: DictConfig) -> dict[str, dict]:
+    """``cfg.methods`` with every ``train`` entry trained (or reused) and given its ``run`` directory."""
+    rows = {}
+    for name, entry in cfg.methods.items():
+        if entry is None:
+            continue
+        entry = OmegaConf.to_container(entry, resolve=True)
+        if entry.get("train") is not None:
+            if entry.get("run") is not None:
+                raise ValueError(f"methods.{name}: give train=[overrides] or run=<run dir>, not both")
+            entry["run"] = str(train_row(name, entry["train"], cfg))
+        rows[name] = entry
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------- data
 
 
-def _run_settings(cfg: DictConfig) -> tuple[int | None, Path | None]:
+def _run_settings(rows: dict[str, dict]) -> tuple[int | None, Path | None]:
     """The image size and splits file of the trained runs (all must agree)."""
     sizes, splits = {}, {}
-    for name, entry in cfg.methods.items():
-        if entry is None or entry.get("run") is None:
+    for name, entry in rows.items():
+        if entry.get("run") is None:
             continue
-        run = Path(entry.run).expanduser()
+        run = Path(entry["run"]).expanduser()
         conf = run / "config.yaml"
         if not conf.is_file():
             raise ValueError(f"methods.{name}.run: {run} is not a run directory (no config.yaml)")
@@ -200,8 +286,8 @@ def _run_settings(cfg: DictConfig) -> tuple[int | None, Path | None]:
     return size, (next(iter(splits.values())) if splits else None)
 
 
-def _data_module(cfg: DictConfig):
-    size, splits_file = _run_settings(cfg)
+def _data_module(cfg: DictConfig, rows: dict[str, dict]):
+    size, splits_file = _run_settings(rows)
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
     if data_cfg.get("mode", "pair") != "pair":
         raise ValueError(f"the benchmark needs data.mode=pair (identities A and B), got {data_cfg.mode!r}")
@@ -220,6 +306,30 @@ def _sub(batch: dict, idx) -> dict:
     return {k: v[idx] for k, v in batch.items()}
 
 
+def read_pairs(path: str | Path, dm) -> list:
+    """The (source, target) :class:`~faceswaplab.data.datamodule.SampleRef` pairs of a ``pairs.json``."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"pairs_file {path}: cannot read it ({e})") from None
+    if data.get("format") != PAIRS_FORMAT:
+        raise ValueError(f"pairs_file {path}: not a faceswaplab pair list (format {data.get('format')!r})")
+    pairs = []
+    for i, p in enumerate(data["pairs"]):
+        try:
+            pairs.append(tuple(dm.find_sample(*p[k]) for k in ("source", "target")))
+        except ValueError as e:
+            raise ValueError(f"pairs_file {path}, pair {i}: {e}") from None
+    return pairs
+
+
+def pairs_record(pairs, dm) -> dict:
+    """A ``pairs.json`` object naming each pair's samples by identity name and sample id."""
+    return {"format": PAIRS_FORMAT, "split": "test",
+            "pairs": [{"source": list(dm.sample_key(s)), "target": list(dm.sample_key(t))} for s, t in pairs]}
+
+
 # ---------------------------------------------------------------------------------------------- benchmark
 
 
@@ -233,20 +343,24 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.reference_landmarks not in ("ground_truth", "detect"):
         raise ValueError(f"reference_landmarks must be ground_truth or detect, got {cfg.reference_landmarks!r}")
-    torch.manual_seed(int(cfg.seed))
     out_dir = Path(cfg.out_dir)
     device = torch.device(cfg.device)
-    dm, data_cfg = _data_module(cfg)
+    entries = resolve_rows(cfg)  # trains what needs training first
+    torch.manual_seed(int(cfg.seed))
+    dm, data_cfg = _data_module(cfg, entries)
     size = int(data_cfg.image_size)
 
     # Pairs: (source, target) refs of the test split; direction names the target's side then the source's.
-    pairs = dm.test_pairs(int(cfg.num_pairs), seed=int(cfg.seed))
+    if cfg.get("pairs_file"):
+        pairs = read_pairs(cfg.pairs_file, dm)
+    else:
+        pairs = dm.test_pairs(int(cfg.num_pairs), seed=int(cfg.seed))
     source = dm.load([s for s, _ in pairs])
     target = dm.load([t for _, t in pairs])
     sides = "AB"
     directions = [f"{sides[t.identity]}to{sides[s.identity]}" for s, t in pairs]
 
-    rows = {name: _Row(name, entry, data_cfg, device) for name, entry in cfg.methods.items() if entry is not None}
+    rows = {name: _Row(name, entry, data_cfg, device) for name, entry in entries.items()}
     metrics_all, unavailable = build_metrics(list(cfg.metrics), "cpu", embedder=cfg.embedder, image_size=size)
     embedder = next((m.embedder for m in metrics_all.values() if hasattr(m, "embedder")), None)
 
@@ -287,7 +401,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             elapsed += time.perf_counter() - t0
         output = torch.cat(outs)  # (N, 3, H, W)
         outputs_for_grid[name] = output
-        speed = {"latency_ms": 1000 * elapsed / len(pairs), "peak_memory_mb": _peak_memory_mb(device)}
+        speed = {"latency_ms": 1000 * elapsed / len(pairs), "peak_memory_mb": _peak_memory_mb(device),
+                 "train_images_per_sec": row.train_throughput()}
 
         # Landmarks of the output: known for the reference rows (ground_truth mode), detected otherwise.
         if row.reference is not None and cfg.reference_landmarks == "ground_truth":
@@ -332,8 +447,10 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         results.append({"method": name, **row.describe(), "metrics": values, "speed": speed})
         log.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in values.items()})
 
-    files = _write(out_dir, cfg, data_cfg, results, unavailable, pairs, directions, embedder, source, target,
-                   outputs_for_grid, make_grid)
+    files = _write(out_dir, cfg, data_cfg, results, unavailable, pairs_record(pairs, dm), directions, embedder,
+                   source, target, outputs_for_grid, make_grid)
+    if cfg.get("wandb") and cfg.wandb.get("enabled"):
+        files["wandb"] = log_to_wandb(cfg, results, files, dm.identity_names)
     return {"results": results, "unavailable": unavailable, "files": files}
 
 
@@ -366,34 +483,38 @@ def _write(out_dir: Path, cfg, data_cfg, results, unavailable, pairs, directions
            outputs, make_grid) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = sorted({m for r in results for m in r["metrics"]}, key=list(cfg.metrics).index)
-    header = ["method"] + [f"{m}_{k}" for m in names for k in PER_SAMPLE_KEYS] + ["latency_ms", "peak_memory_mb"]
+    speed_keys = ("latency_ms", "peak_memory_mb", "train_images_per_sec")
+    header = ["method"] + [f"{m}_{k}" for m in names for k in PER_SAMPLE_KEYS] + list(speed_keys)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for r in results:
         w.writerow([r["method"]] + [r["metrics"][m][k] for m in names for k in PER_SAMPLE_KEYS]
-                   + [f"{r['speed']['latency_ms']:.3f}", f"{r['speed']['peak_memory_mb']:.1f}"])
+                   + [f"{r['speed'][k]:.3f}" for k in speed_keys])
     write_text(out_dir / "results.csv", buf.getvalue())
 
+    n_pairs = len(pairs["pairs"])
     conf = int(round(100 * float(cfg.bootstrap.confidence)))
-    md = [f"# Benchmark: {len(pairs)} test pairs, {data_cfg.image_size} px, seed {cfg.seed}", "",
+    md = [f"# Benchmark: {n_pairs} test pairs, {data_cfg.image_size} px, seed {cfg.seed}", "",
           f"Mean [{conf}% bootstrap interval] over the evaluated pairs; failed: output face not detected.", "",
-          "| method | " + " | ".join(names) + " | latency (ms/image) | peak memory (MB) |",
-          "|---" * (len(names) + 3) + "|"]
+          "| method | " + " | ".join(names) + " | latency (ms/image) | peak memory (MB) | training (images/s) |",
+          "|---" * (len(names) + 4) + "|"]
     for r in results:
+        sp = r["speed"]
+        train_rate = f"{sp['train_images_per_sec']:.1f}" if math.isfinite(sp["train_images_per_sec"]) else "-"
         md.append(f"| {r['method']} | " + " | ".join(_fmt(r["metrics"][m]) for m in names)
-                  + f" | {r['speed']['latency_ms']:.2f} | {r['speed']['peak_memory_mb']:.0f} |")
+                  + f" | {sp['latency_ms']:.2f} | {sp['peak_memory_mb']:.0f} | {train_rate} |")
     if unavailable:
         md += ["", "Unavailable metrics:", ""] + [f"- `{k}`: {v}" for k, v in unavailable.items()]
     write_text(out_dir / "results.md", "\n".join(md) + "\n")
 
-    commit = git_commit()
+    write_json(out_dir / "pairs.json", pairs)
     common = {
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "git_commit": commit,
+        "git_commit": git_commit(),
         "seeds": {"benchmark": int(cfg.seed), "data": int(data_cfg.seed)},
-        "pairs": [{"source": list(s), "target": list(t), "direction": d} for (s, t), d in zip(pairs, directions)],
+        "pairs": [{**p, "direction": d} for p, d in zip(pairs["pairs"], directions)],
         "embedder": getattr(embedder, "name", None),
         "weight_files": _weight_files(embedder) if embedder is not None else [],
         "landmark_detector": "dlib HOG (68-point shape predictor)",
@@ -402,19 +523,129 @@ def _write(out_dir: Path, cfg, data_cfg, results, unavailable, pairs, directions
     lines = [json.dumps({**r, **common}, sort_keys=True, default=str) for r in results]
     write_text(out_dir / "results.jsonl", "\n".join(lines) + "\n")
 
-    k = min(int(cfg.sample_rows), len(pairs))
+    k = min(int(cfg.sample_rows), n_pairs)
     cols = [source["image"][:k], target["image"][:k]] + [o[:k] for o in outputs.values()]
     grid = torch.stack(cols, 1).flatten(0, 1)  # (k * columns, 3, H, W), row-major
     write_image(out_dir / "samples.png", make_grid(grid, nrow=len(cols)))
-    if not _has_matplotlib():
-        log.info("matplotlib is not installed: no plots")
-    return {n: str(out_dir / n) for n in ("results.csv", "results.md", "results.jsonl", "samples.png")}
+    files = ["results.csv", "results.md", "results.jsonl", "pairs.json", "samples.png"]
+    files += plot_results(results, names, out_dir, conf)
+    return {n: str(out_dir / n) for n in files}
 
 
-def _has_matplotlib() -> bool:
-    import importlib.util
+# -------------------------------------------------------------------------------------------------- plots
 
-    return importlib.util.find_spec("matplotlib") is not None
+# Metric -> (axis label, higher is better); metrics not listed are plotted with their own name.
+PLOT_LABELS = {
+    "identity_similarity": ("identity similarity (cosine)", True),
+    "identity_retrieval": ("identity retrieval top-1", True),
+    "landmark_nme": ("landmark NME", False),
+    "pose_error": ("head-pose error (deg)", False),
+    "expression_error": ("expression error", False),
+    "background_lpips": ("background LPIPS", False),
+    "lpips": ("LPIPS to target", False),
+    "ssim": ("SSIM", True),
+    "psnr": ("PSNR (dB)", True),
+    "fid": ("FID", False),
+    "kid": ("KID", False),
+}
+
+
+def plot_results(results: list[dict], names: list[str], out_dir: Path, confidence: int = 95) -> list[str]:
+    """Write ``metrics.png`` (bars with bootstrap intervals, one panel per metric) and, when both metrics were
+    computed, ``identity_vs_attributes.png`` (identity similarity against pose error); returns the file names."""
+    from matplotlib.figure import Figure  # not pyplot: no backend switch, no global figure state
+
+    methods = [r["method"] for r in results]
+    shown = [m for m in names if any(math.isfinite(r["metrics"][m]["mean"]) for r in results)]
+    written = []
+    if shown:
+        cols = min(3, len(shown))
+        rows = -(-len(shown) // cols)
+        fig = Figure(figsize=(4.2 * cols, 0.35 * len(methods) * rows + 1.2 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        y = np.arange(len(methods))
+        for ax, m in zip(axes.flat, shown):
+            v = [r["metrics"][m] for r in results]
+            mean = np.array([x["mean"] for x in v])
+            err = np.array([[x["mean"] - x["lo"], x["hi"] - x["mean"]] for x in v]).T
+            err = np.where(np.isfinite(err), err, 0)
+            ax.barh(y, np.nan_to_num(mean), xerr=err, color="tab:blue", ecolor="black", capsize=3)
+            ax.set_yticks(y, methods)
+            ax.invert_yaxis()
+            label, higher = PLOT_LABELS.get(m, (m, True))
+            ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+            ax.tick_params(labelsize=8)
+        for ax in list(axes.flat)[len(shown):]:
+            ax.axis("off")
+        fig.suptitle(f"mean and {confidence}% bootstrap interval per method", fontsize=10)
+        fig.tight_layout()
+        _save_figure(fig, out_dir / "metrics.png")
+        written.append("metrics.png")
+
+    x_name, y_name = "pose_error", "identity_similarity"
+    if x_name in shown and y_name in shown:
+        fig = Figure(figsize=(5.5, 4.5))
+        ax = fig.subplots()
+        for r in results:
+            xv, yv = r["metrics"][x_name], r["metrics"][y_name]
+            if not (math.isfinite(xv["mean"]) and math.isfinite(yv["mean"])):
+                continue
+            xerr = [[xv["mean"] - xv["lo"]], [xv["hi"] - xv["mean"]]] if math.isfinite(xv["lo"]) else None
+            yerr = [[yv["mean"] - yv["lo"]], [yv["hi"] - yv["mean"]]] if math.isfinite(yv["lo"]) else None
+            ax.errorbar(xv["mean"], yv["mean"], xerr=xerr, yerr=yerr, fmt="o", capsize=3)
+            ax.annotate(r["method"], (xv["mean"], yv["mean"]), textcoords="offset points", xytext=(5, 5),
+                        fontsize=8)
+        ax.set_xlabel(PLOT_LABELS[x_name][0] + " (lower: attributes kept)")
+        ax.set_ylabel(PLOT_LABELS[y_name][0] + " (higher: identity moved)")
+        ax.set_title("identity transfer against attribute preservation", fontsize=10)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        _save_figure(fig, out_dir / "identity_vs_attributes.png")
+        written.append("identity_vs_attributes.png")
+    return written
+
+
+def _save_figure(fig, path: Path) -> None:
+    from faceswaplab.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+# ---------------------------------------------------------------------------------------------------- W&B
+
+
+def log_to_wandb(cfg: DictConfig, results: list[dict], files: dict[str, str], identities=()) -> str:
+    """Log the results table and the images to a W&B run (offline when no API key is configured); returns the
+    run's local folder (``wandb sync <folder>`` uploads an offline run)."""
+    import wandb
+
+    from faceswaplab.loggers import wandb_api_key_configured
+
+    wcfg = cfg.wandb
+    offline = wcfg.get("offline")
+    if offline is None:
+        offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_api_key_configured()
+    tags = list(dict.fromkeys([*(wcfg.get("tags") or []), *identities]))
+    run = wandb.init(project=wcfg.project, group=wcfg.group, job_type="benchmark", name=wcfg.get("name"),
+                     tags=tags, dir=str(cfg.out_dir),
+                     mode="offline" if offline else "online", config=OmegaConf.to_container(cfg, resolve=True))
+    try:
+        names = list(results[0]["metrics"]) if results else []
+        columns = ["method"] + [f"{m}{s}" for m in names for s in ("", "_lo", "_hi")] + \
+                  ["latency_ms", "peak_memory_mb", "train_images_per_sec"]
+        table = wandb.Table(columns=columns)
+        for r in results:
+            table.add_data(r["method"], *[r["metrics"][m][k] for m in names for k in ("mean", "lo", "hi")],
+                           *[r["speed"][k] for k in ("latency_ms", "peak_memory_mb", "train_images_per_sec")])
+        images = {f"benchmark/{Path(f).stem}": wandb.Image(f) for n, f in files.items() if n.endswith(".png")}
+        run.log({"benchmark/results": table, **images})
+        for r in results:  # one summary value per method and metric, for dashboards across benchmark runs
+            for m in names:
+                run.summary[f"{r['method']}/{m}"] = r["metrics"][m]["mean"]
+        return str(Path(run.dir).parent)
+    finally:
+        run.finish()
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="benchmark", version_base="1.3")

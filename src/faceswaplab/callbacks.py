@@ -93,8 +93,8 @@ class Preview(Callback):
     * ``timelapse.png``: the targets, then one row of swaps per preview (at most `timelapse_rows`, evenly
       spaced), so the training's progress reads top to bottom.
 
-    Previews are drawn every `every_n_batches` training batches and after each validation pass, and sent to the
-    run's W&B and TensorBoard loggers as images.
+    Previews are drawn every `every_n_batches` training batches and after each validation pass; the preview and
+    the timelapse are sent to the run's W&B and TensorBoard loggers as images ``preview`` and ``timelapse``.
     """
 
     def __init__(self, run_dir: str | Path, pairs: int = 4, every_n_batches: int = 200, timelapse_rows: int = 16):
@@ -143,11 +143,13 @@ class Preview(Callback):
         grid = to_image(preview_grid(source, target, swapped))
         write_image(self.preview_path, grid)
         write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(swapped, nrow=64))
-        self._write_timelapse(batch)
+        timelapse = self._write_timelapse(batch)
         for logger in trainer.loggers:
             _log_image(logger, "preview", grid, trainer.global_step)
+            _log_image(logger, "timelapse", timelapse, trainer.global_step)
 
-    def _write_timelapse(self, batch: dict) -> None:
+    def _write_timelapse(self, batch: dict) -> np.ndarray:
+        """Rewrite ``timelapse.png`` from the targets and the swap rows so far; returns the image."""
         rows = sorted((self.run_dir / "previews").glob("swaps_*.png"))
         if len(rows) > self.timelapse_rows:  # keep the first and the last, evenly spaced between
             idx = np.linspace(0, len(rows) - 1, self.timelapse_rows).round().astype(int)
@@ -158,7 +160,9 @@ class Preview(Callback):
         strip = [targets] + [np.asarray(Image.open(p).convert("RGB")) for p in rows]
         width = max(r.shape[1] for r in strip)
         strip = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in strip]
-        write_image(self.run_dir / "timelapse.png", np.concatenate(strip, 0))
+        timelapse = np.concatenate(strip, 0)
+        write_image(self.run_dir / "timelapse.png", timelapse)
+        return timelapse
 
 
 def _log_image(logger, name: str, image: np.ndarray, step: int) -> None:

@@ -12,7 +12,16 @@ import torch
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) or (N, H, W, 3) uint8 RGB -> (3, H, W) or (N, 3, H, W) float32 in [-1, 1]."""
+    """(H, W, 3) or (N, H, W, 3) uint8 RGB -> (3, H, W) or (N, 3, H, W) float32 in [-1, 1].
+
+    >>> image = np.zeros((4, 6, 3), np.uint8)
+    >>> image[..., 0] = 255  # red
+    >>> x = to_tensor(image)
+    >>> x.shape, x.dtype, x[:, 0, 0].tolist()
+    (torch.Size([3, 4, 6]), torch.float32, [1.0, -1.0, -1.0])
+    >>> bool((to_image(x) == image).all())  # to_image is the inverse
+    True
+    """
     if image.dtype != np.uint8:
         raise TypeError(f"to_tensor expects uint8 images, got {image.dtype}")
     # torch cannot wrap read-only arrays (decoders and caches hand them out): copy those.
@@ -22,19 +31,38 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (N, 3, H, W) float in [-1, 1] (any device) -> (H, W, 3) or (N, H, W, 3) uint8 RGB."""
+    """(3, H, W) or (N, 3, H, W) float in [-1, 1] (any device) -> (H, W, 3) or (N, H, W, 3) uint8 RGB.
+
+    Values outside [-1, 1] are clipped:
+
+    >>> to_image(torch.tensor([-2.0, 0.0, 1.0]).reshape(1, 3, 1, 1)).tolist()
+    [[[[0, 128, 255]]]]
+    """
     x = tensor.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
     return x.to(torch.uint8).movedim(-3, -1).cpu().numpy()
 
 
 def scale_landmarks(landmarks, from_size: float, to_size: float):
-    """Map pixel points from an image of side `from_size` to one of side `to_size` (numpy or torch)."""
+    """Map pixel points from an image of side `from_size` to one of side `to_size` (numpy or torch).
+
+    A pixel centre maps to the centre of the area that pixel covers: pixel 0 of 64 covers pixels 0 and 1 of 128.
+
+    >>> scale_landmarks(np.array([[0.0, 63.0]]), 64, 128).tolist()
+    [[0.5, 126.5]]
+    """
     s = to_size / from_size
     return (landmarks + 0.5) * s - 0.5
 
 
 def resize_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize a square crop to `size` x `size` and rescale its landmarks to match."""
+    """Resize a square crop to `size` x `size` and rescale its landmarks to match.
+
+    >>> from faceswaplab.data.synthetic import SyntheticFaces
+    >>> face = SyntheticFaces(seed=0).sample(0, 0, size=64)
+    >>> image, landmarks = resize_face(face.image, face.landmarks, 32)
+    >>> image.shape, landmarks.shape, bool(np.allclose(landmarks, (face.landmarks + 0.5) / 2 - 0.5))
+    ((32, 32, 3), (68, 2), True)
+    """
     h, w = image.shape[:2]
     if h != w:
         raise ValueError(f"resize_face expects a square crop, got {w}x{h}")
@@ -50,6 +78,12 @@ def make_grid(images: torch.Tensor | list[torch.Tensor], nrow: int = 8, padding:
     """Tile images in [-1, 1] ((N, C, H, W) or a list of (N_i, C, H, W) shown as rows) into one uint8 RGB image.
 
     Single-channel tensors (masks in [0, 1] should be mapped to [-1, 1] first) are shown as grey.
+
+    >>> images = torch.zeros(6, 3, 16, 16)
+    >>> make_grid(images, nrow=3, padding=2).shape  # 2 rows of 3, 2 px borders
+    (38, 56, 3)
+    >>> make_grid([images[:3], images[:1]], padding=2).shape  # rows of different lengths are padded
+    (38, 56, 3)
     """
     from torchvision.utils import make_grid as tv_make_grid
 

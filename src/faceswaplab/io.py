@@ -19,7 +19,26 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it is renamed onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; it is renamed onto `path` only if the block succeeds.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> tmpdir = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmpdir.name)
+    >>> with atomic_path(folder / "table.csv") as tmp:
+    ...     _ = tmp.write_text("a,b")  # written under a temporary name first
+    >>> (folder / "table.csv").read_text()
+    'a,b'
+    >>> try:
+    ...     with atomic_path(folder / "broken.csv") as tmp:
+    ...         _ = tmp.write_text("a,b")
+    ...         raise RuntimeError("interrupted")
+    ... except RuntimeError:
+    ...     pass
+    >>> sorted(p.name for p in folder.iterdir())  # neither broken.csv nor a temporary file is left
+    ['table.csv']
+    >>> tmpdir.cleanup()
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
@@ -41,7 +60,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write `obj` as indented JSON."""
+    """Atomically write `obj` as indented JSON (numpy arrays and numbers, and paths, are converted).
+
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> tmpdir = tempfile.TemporaryDirectory()
+    >>> path = f"{tmpdir.name}/result.json"
+    >>> write_json(path, {"scores": np.array([0.5, 0.25]), "n": np.int64(2)})
+    >>> with open(path) as f:
+    ...     json.load(f)
+    {'scores': [0.5, 0.25], 'n': 2}
+    >>> tmpdir.cleanup()
+    """
     write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
@@ -59,6 +89,18 @@ def write_image(path: str | os.PathLike, image: np.ndarray, **save_options: Any)
     """Atomically write an (H, W, 3) uint8 RGB or (H, W) uint8 image; the format follows the suffix.
 
     `save_options` go to PIL's ``Image.save`` (e.g. ``compress_level=1`` for fast PNG writing).
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> image = np.zeros((8, 16, 3), np.uint8)
+    >>> image[:, :8] = (255, 0, 0)  # left half red
+    >>> tmpdir = tempfile.TemporaryDirectory()
+    >>> path = f"{tmpdir.name}/red.png"
+    >>> write_image(path, image)
+    >>> back = read_image(path)
+    >>> back.shape, back.dtype, back[0, 0].tolist(), bool((back == image).all())
+    ((8, 16, 3), dtype('uint8'), [255, 0, 0], True)
+    >>> tmpdir.cleanup()
     """
     if image.dtype != np.uint8:
         raise TypeError(f"write_image expects uint8, got {image.dtype} for {path}")
@@ -81,6 +123,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     EXIF orientation is applied; grayscale, palette, RGBA/LA (alpha dropped), CMYK and 16-bit or float images are
     converted. Raises `ImageReadError` for missing, empty, truncated or non-image files.
+
+    >>> import tempfile
+    >>> tmpdir = tempfile.TemporaryDirectory()
+    >>> path = f"{tmpdir.name}/notes.png"
+    >>> write_text(path, "not an image")
+    >>> try:
+    ...     read_image(path)
+    ... except ImageReadError as e:
+    ...     print(e.reason.split(" (")[0])
+    not a readable image
+    >>> tmpdir.cleanup()
     """
     path = Path(path)
     try:

@@ -148,6 +148,22 @@ class FaceDataModule(pl.LightningDataModule):
     augment: an :class:`~faceswaplab.data.augment.Augment` (or its fields as a dict) applied to the train split.
     cache_dir: where raw inputs are prepared; prepare: default options for :func:`faceswaplab.prepare.prepare`.
     forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
+
+    Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
+
+    >>> from faceswaplab.data import FaceDataModule, SyntheticIdentity
+    >>> dm = FaceDataModule(A=SyntheticIdentity(0, num_samples=20), B=SyntheticIdentity(1, num_samples=20),
+    ...                     image_size=32, batch_size=4)
+    >>> dm.setup()
+    >>> dm.identity_names, {split: len(ds) for split, ds in dm.datasets.items()}
+    (['synthetic0-0', 'synthetic0-1'], {'train': 16, 'val': 2, 'test': 2})
+    >>> batch = next(iter(dm.train_dataloader()))
+    >>> sorted(k for k in batch if k.endswith("_A"))
+    ['expression_A', 'identity_A', 'image_A', 'index_A', 'landmarks_A', 'mask_A', 'parts_A', 'pose_A']
+    >>> [tuple(batch[k].shape) for k in ("image_A", "landmarks_A", "mask_A", "parts_A")]
+    [(4, 3, 32, 32), (4, 68, 2), (4, 1, 32, 32), (4, 2, 32, 32)]
+    >>> batch["identity_A"].tolist(), batch["identity_B"].tolist()
+    ([0, 0, 0, 0], [1, 1, 1, 1])
     """
 
     def __init__(
@@ -415,6 +431,25 @@ class FaceDataModule(pl.LightningDataModule):
                 s, t = rng.choice(usable, 2, replace=False).tolist()
             pairs.append((draw(s), draw(t)))
         return pairs
+
+    def sample_key(self, ref: SampleRef, split: str = "test") -> tuple[str, Any]:
+        """``(identity name, sample id)`` of `ref`: names a sample independently of the split's order."""
+        if not self.datasets:
+            self.setup()
+        return self.identity_names[ref.identity], self._per_identity[split][ref.identity].ids[ref.index]
+
+    def find_sample(self, identity: str, sample_id: Any, split: str = "test") -> SampleRef:
+        """The :class:`SampleRef` of sample `sample_id` of `identity` in `split` (inverse of :meth:`sample_key`)."""
+        if not self.datasets:
+            self.setup()
+        names = self.identity_names
+        if identity not in names:
+            raise ValueError(f"no identity {identity!r} in this data module (has {names})")
+        k = names.index(identity)
+        ids = self._per_identity[split][k].ids
+        if sample_id not in ids:
+            raise ValueError(f"sample {sample_id!r} of {identity!r} is not in the {split} split")
+        return SampleRef(k, ids.index(sample_id))
 
     def load(self, refs: Sequence[SampleRef], split: str = "test") -> dict[str, torch.Tensor]:
         """A batch (unsuffixed keys) of the samples `refs` of `split`, unaugmented."""

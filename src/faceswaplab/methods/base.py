@@ -3,8 +3,10 @@
 A method is a :class:`lightning.LightningModule` subclass of :class:`FaceSwapMethod`, in one file of
 ``faceswaplab/methods/`` with one config ``conf/method/<file name>.yaml`` whose ``_target_`` is the class. It:
 
-* implements :meth:`FaceSwapMethod.swap`: ``target`` and ``source`` are ``(B, 3, H, W)`` aligned crops in [-1, 1];
-  the result is the target (pose, expression, background) with the source's identity, same shape and range;
+* implements :meth:`FaceSwapMethod.swap_tensors`: ``target`` and ``source`` are ``(B, 3, H, W)`` aligned crops in
+  [-1, 1] on the method's device, landmarks ``(B, 68, 2)`` tensors or None; the result is the target (pose,
+  expression, background) with the source's identity, same shape and range. Users call the base class's
+  :meth:`FaceSwapMethod.swap`, which also takes numpy and PIL images and converts them for ``swap_tensors``;
 * sets the class attributes ``trainable`` (False: ``train`` runs no optimisation steps) and
   ``identity_specific`` (True: trained on the two identities A and B of a pair data module; ``swap`` then takes a
   ``direction`` and may ignore ``source``);
@@ -23,14 +25,23 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from faceswaplab.data.schema import IMAGE, LANDMARKS, MASK, key
+from faceswaplab.images import to_image, to_tensor
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# What `FaceSwapMethod.swap` takes and gives back: one kind in, the same kind out.
+Images = Union[Tensor, np.ndarray, "Image.Image", Sequence[Union[np.ndarray, "Image.Image"]]]
+Landmarks = Union[Tensor, np.ndarray, None]
 
 DIRECTIONS = ("AtoB", "BtoA")
 CLASS_KEY = "faceswaplab_method"  # checkpoint entry naming the method's class, for load_method
@@ -60,13 +71,68 @@ class FaceSwapMethod(L.LightningModule):
     trainable: ClassVar[bool] = True
     identity_specific: ClassVar[bool] = False
 
-    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
-             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+    def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+                     source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
         """Put the source's identity onto the target: (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) in [-1, 1].
 
-        Landmarks are (B, 68, 2) pixel coordinates of the crops, for methods that use them.
+        What every method implements. Inputs are on the method's device; landmarks are (B, 68, 2) float pixel
+        coordinates of the crops, or None.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement swap()")
+        raise NotImplementedError(f"{type(self).__name__} does not implement swap_tensors()")
+
+    def swap(self, target: Images, source: Images | None = None, *, target_landmarks: Landmarks = None,
+             source_landmarks: Landmarks = None, direction: str | None = None) -> Images:
+        """Put the source's identity onto the target; returns the same kind of image(s) as `target`.
+
+        `target` and `source` are **aligned face crops** (as :mod:`faceswaplab.prepare` and the data module
+        make them), given as any of:
+
+        * a tensor (B, 3, H, W) or (3, H, W), float in [-1, 1] -> a tensor of the same shape (gradients flow);
+        * a numpy image (H, W, 3) or batch (B, H, W, 3), uint8 RGB -> uint8 numpy of the same shape;
+        * a PIL image -> a PIL RGB image; a list of numpy or PIL images (one size) -> a list of the same kinds.
+
+        A single `source` is used for every target. Landmarks are (68, 2) or (B, 68, 2) pixel coordinates of
+        the crops, numpy or tensor. Identity-specific methods ignore `source` and swap in `direction`
+        (``"AtoB"``: targets are faces of A, the outputs have B's identity). Methods with a fixed crop size
+        (``image_size``) need crops of that size. Missing landmarks: the landmark warp detects them with dlib;
+        pix2pix raises ``ValueError`` (pass the crop's landmarks, e.g. from :func:`faceswaplab.prepare.prepare`'s
+        ``index.jsonl``, or use :func:`faceswaplab.swap.swap_media` on whole photos and videos).
+
+        >>> import numpy as np
+        >>> from faceswaplab.data.synthetic import SyntheticFaces
+        >>> from faceswaplab.methods.landmark_warp import LandmarkWarp
+        >>> faces = SyntheticFaces(seed=0)
+        >>> target, source = faces.sample(0, 0, size=64), faces.sample(1, 0, size=64)
+        >>> out = LandmarkWarp().swap(target.image, source.image, target_landmarks=target.landmarks,
+        ...                           source_landmarks=source.landmarks)
+        >>> out.shape, out.dtype
+        ((64, 64, 3), dtype('uint8'))
+        >>> bool((out != target.image).any())  # the face changed
+        True
+        """
+        kind, target_t = _to_batch(target, self.device, "target")
+        n = target_t.shape[0]
+        source_t = None
+        if source is not None:
+            _, source_t = _to_batch(source, self.device, "source")
+            if source_t.shape[0] == 1 and n > 1:
+                source_t = source_t.expand(n, -1, -1, -1)
+            elif source_t.shape[0] != n:
+                raise ValueError(f"{source_t.shape[0]} source images for {n} targets (give one, or one per target)")
+        size = self.hparams.get("image_size")
+        if size is not None and tuple(target_t.shape[-2:]) != (size, size):
+            raise ValueError(f"{type(self).__name__} swaps {size}x{size} crops, got target crops of "
+                             f"{target_t.shape[-1]}x{target_t.shape[-2]}: resize them first "
+                             f"(faceswaplab.images.resize_face keeps their landmarks in step)")
+        kwargs = dict(target_landmarks=_to_landmarks(target_landmarks, n, self.device, "target_landmarks"),
+                      source_landmarks=_to_landmarks(source_landmarks, n, self.device, "source_landmarks"),
+                      direction=direction)
+        if kind == "tensor":  # tensors pass straight through, on autograd's record
+            out = self.swap_tensors(target_t, source_t, **kwargs)
+            return out.to(target.device) if target.ndim == 4 else out[0].to(target.device)
+        with torch.no_grad():
+            out = self.swap_tensors(target_t, source_t, **kwargs)
+        return _from_batch(kind, out, target)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
@@ -76,8 +142,8 @@ class FaceSwapMethod(L.LightningModule):
         """Swap within a pair batch: returns ``(source, target, swapped)`` images for `direction`."""
         t, s = direction_sides(direction)
         target, source = batch[key(IMAGE, t)], batch[key(IMAGE, s)]
-        swapped = self.swap(target, source, target_landmarks=batch.get(key(LANDMARKS, t)),
-                            source_landmarks=batch.get(key(LANDMARKS, s)), direction=direction)
+        swapped = self.swap_tensors(target, source, target_landmarks=batch.get(key(LANDMARKS, t)),
+                                    source_landmarks=batch.get(key(LANDMARKS, s)), direction=direction)
         return source, target, swapped
 
     @torch.no_grad()
@@ -114,6 +180,62 @@ class FaceSwapMethod(L.LightningModule):
         metrics = {"val/face_change": torch.stack(face).mean(), "val/background_l1": torch.stack(background).mean()}
         self.log_dict(metrics, batch_size=batch[key(IMAGE, "A")].shape[0])
         return metrics
+
+
+def _to_batch(images: Images, device: torch.device, role: str) -> tuple[str, Tensor]:
+    """(kind, (B, 3, H, W) float tensor in [-1, 1] on `device`); kind is "tensor", "numpy", "pil" or "list"."""
+    from PIL import Image
+
+    if isinstance(images, Tensor):
+        if not images.is_floating_point():
+            raise TypeError(f"{role}: tensors must be float in [-1, 1], got {images.dtype} "
+                            f"(numpy uint8 images are converted for you)")
+        if images.ndim not in (3, 4) or images.shape[-3] != 3:
+            raise ValueError(f"{role}: expected a tensor (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+        x = images if images.ndim == 4 else images[None]
+        return "tensor", x.to(device)
+    if isinstance(images, Image.Image):
+        return "pil", to_tensor(np.asarray(images.convert("RGB")))[None].to(device)
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4) or images.shape[-1] != 3:
+            raise ValueError(f"{role}: expected a numpy image (H, W, 3) or batch (B, H, W, 3), got {images.shape}")
+        x = to_tensor(images)  # raises for anything but uint8
+        return "numpy", (x if x.ndim == 4 else x[None]).to(device)
+    if isinstance(images, (list, tuple)) and images:
+        arrays = [np.asarray(im.convert("RGB")) if isinstance(im, Image.Image) else im for im in images]
+        if not all(isinstance(a, np.ndarray) and a.ndim == 3 and a.shape[-1] == 3 for a in arrays):
+            raise ValueError(f"{role}: a list must hold numpy images (H, W, 3) or PIL images")
+        if len({a.shape for a in arrays}) > 1:
+            shapes = sorted({a.shape for a in arrays})
+            raise ValueError(f"{role}: the images of a list must share one size, got {shapes}")
+        return "list", to_tensor(np.stack(arrays)).to(device)
+    raise TypeError(f"{role}: expected a tensor, a numpy image, a PIL image or a list of images, "
+                    f"got {type(images).__name__}")
+
+
+def _to_landmarks(landmarks: Landmarks, n: int, device: torch.device, role: str) -> Tensor | None:
+    """(68, 2) or (B, 68, 2), numpy or tensor -> a float (n, 68, 2) tensor on `device` (one set is shared)."""
+    if landmarks is None:
+        return None
+    lm = landmarks if isinstance(landmarks, Tensor) else torch.as_tensor(np.asarray(landmarks, np.float32))
+    lm = lm.to(device) if lm.is_floating_point() else lm.to(device, torch.float32)
+    if lm.ndim == 2:
+        lm = lm[None]
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] not in (1, n):
+        raise ValueError(f"{role} must be (68, 2) or ({n}, 68, 2), got {tuple(lm.shape)}")
+    return lm.expand(n, -1, -1) if lm.shape[0] != n else lm
+
+
+def _from_batch(kind: str, out: Tensor, like: Images) -> Images:
+    """The swap result (B, 3, H, W) as the kind of image(s) `like` was."""
+    from PIL import Image
+
+    images = to_image(out)  # (B, H, W, 3) uint8
+    if kind == "pil":
+        return Image.fromarray(images[0])
+    if kind == "numpy":
+        return images if like.ndim == 4 else images[0]
+    return [Image.fromarray(im) if isinstance(src, Image.Image) else im for im, src in zip(images, like)]
 
 
 def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:

@@ -99,8 +99,8 @@ class CycleGAN(FaceSwapMethod):
         self.fake_A_pool = ImagePool(pool_size, seed=1)
         self.fake_B_pool = ImagePool(pool_size, seed=2)
 
-    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
-             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+    def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+                     source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
         t, _ = direction_sides(direction or "AtoB")
         return self.netG_A(target) if t == "A" else self.netG_B(target)
 

@@ -73,8 +73,8 @@ class DeepFakes(FaceSwapMethod):
         out = self.decoders[side](self.encoder(images))
         return out if self.hparams.learn_mask else (out, None)
 
-    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
-             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+    def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+                     source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
         _, s = direction_sides(direction or "AtoB")
         face, mask = self.decode(target, s)
         return face if mask is None else mask * face + (1 - mask) * target

@@ -95,8 +95,8 @@ class LandmarkWarp(FaceSwapMethod):
     # ---------------------------------------------------------------------------------------------- torch
 
     @torch.no_grad()
-    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
-             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+    def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+                     source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
         """Warp each source face onto its target's landmarks; (B, 3, H, W) in [-1, 1] in and out.
 
         `direction` is ignored (the method is not identity-specific); `source` is required. Missing landmarks

@@ -123,10 +123,11 @@ class Pix2Pix(FaceSwapMethod):
         """Draw identity `side` with these landmarks (B, 68, 2) -> (B, 3, S, S)."""
         return getattr(self, f"netG_{side}")(self.sketch(landmarks))
 
-    def swap(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
-             source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
+    def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
+                     source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
         if target_landmarks is None:
-            raise ValueError("Pix2Pix.swap needs target_landmarks (B, 68, 2): the target's pose and expression")
+            raise ValueError("Pix2Pix.swap needs target_landmarks (B, 68, 2), the target's pose and expression, in "
+                             "crop pixels (prepare's index.jsonl has them; swap_media detects them in whole images)")
         t, s = direction_sides(direction or "AtoB")
         moved = retarget_landmarks(target_landmarks, getattr(self, f"mean_landmarks_{t}"), getattr(self, f"mean_landmarks_{s}"))
         face = self.draw(moved, s)

@@ -24,7 +24,10 @@ file or package; :func:`build_metrics` collects those as reasons and builds ever
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
+
+import torch
+from torchmetrics import Metric
 
 from faceswaplab.metrics.attributes import (
     ExpressionError, HeadPoseError, LandmarkNME, detect_landmarks, expression_error, head_pose, interocular_distance,
@@ -62,8 +65,9 @@ _IDENTITY = ("identity_similarity", "identity_retrieval")
 _SIZED = ("pose_error", "expression_error")
 
 
-def build_metrics(names=None, device="cpu", options: dict[str, dict[str, Any]] | None = None,
-                  embedder: str | FaceEmbedder | None = None, image_size: int | None = None):
+def build_metrics(names: Iterable[str] | None = None, device: str | torch.device = "cpu",
+                  options: dict[str, dict[str, Any]] | None = None, embedder: str | FaceEmbedder | None = None,
+                  image_size: int | None = None) -> tuple[dict[str, Metric], dict[str, str]]:
     """Build the metrics `names` (default: all of :data:`METRICS`) on `device`.
 
     `options` maps a metric name to keyword arguments of its class (e.g. ``{"kid": {"subset_size": 50}}``);
@@ -71,6 +75,21 @@ def build_metrics(names=None, device="cpu", options: dict[str, dict[str, Any]] |
     share one embedder (`embedder`: a backend name or an instance; default :data:`DEFAULT_EMBEDDER`).
     Returns ``(metrics: dict[name, Metric], unavailable: dict[name, reason])``: a metric that cannot run here
     (missing weights or package) is reported, not raised.
+
+    Each metric is a torchmetrics ``Metric`` over (B, 3, H, W) crops in [-1, 1]: ``update`` per batch, then
+    ``compute`` (the mean) or ``per_sample()``:
+
+    >>> import torch
+    >>> metrics, unavailable = build_metrics(["ssim", "psnr"])
+    >>> sorted(metrics), unavailable
+    (['psnr', 'ssim'], {})
+    >>> target = torch.linspace(-1, 1, 2 * 3 * 16 * 16).reshape(2, 3, 16, 16)
+    >>> for metric in metrics.values():
+    ...     metric.update(target + 0.02, target)  # output, reference
+    >>> round(float(metrics["psnr"].compute()), 2), metrics["psnr"].per_sample().shape
+    (40.0, torch.Size([2]))
+    >>> bool(metrics["ssim"].compute() > 0.99)
+    True
     """
     names = list(METRICS) if names is None else list(names)
     unknown = [n for n in names if n not in METRICS]

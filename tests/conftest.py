@@ -37,25 +37,8 @@ def astronaut() -> np.ndarray:
 
 
 def compose_train(*overrides: str, run_dir=None):
-    """Compose conf/train.yaml as the command line would, with Hydra's runtime config set (for ${hydra:...})."""
-    from hydra import initialize_config_dir
+    """Compose conf/train.yaml as the command line would (``faceswaplab.config.compose``)."""
+    from faceswaplab.config import compose
 
-    from faceswaplab.config import CONFIG_DIR
+    return compose("train", overrides, output_dir=run_dir)
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose_in_context(*overrides, run_dir=run_dir)
-
-
-def compose_in_context(*overrides: str, run_dir=None):
-    """`compose_train` inside an already initialised Hydra context (many compositions in a row)."""
-    from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    if run_dir is not None:
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg

@@ -142,3 +142,19 @@ def test_landmark_warp_detects_missing_landmarks_in_pil_crops(astronaut):
     assert not np.array_equal(np.asarray(out), crop)
     with pytest.raises(ValueError, match="no face found by dlib in target image 0"):
         method.swap(np.full((64, 64, 3), 128, np.uint8), crop)
+
+
+def test_stable_top_level_names_resolve_lazily():
+    import subprocess
+    import sys
+
+    import faceswaplab as fsl
+
+    out = subprocess.run([sys.executable, "-c", "import sys, faceswaplab; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # `import faceswaplab` stays light
+    for name in fsl.__all__:
+        assert callable(getattr(fsl, name)) or name == "__version__", name
+    assert fsl.run_benchmark.__module__ == "faceswaplab.benchmark" and fsl.compose.__module__ == "faceswaplab.config"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fsl.nope

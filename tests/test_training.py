@@ -15,7 +15,7 @@ from hydra import initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import compose_in_context, compose_train
+from conftest import compose_train
 from faceswaplab.callbacks import NonFiniteLossError
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.loggers import read_wandb_run
@@ -51,7 +51,7 @@ def test_every_method_data_trainer_logger_combination_composes():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         for combo in itertools.product(METHODS, DATA, TRAINERS, LOGGERS):
             overrides = [f"{group}={name}" for group, name in zip(("method", "data", "trainer", "logger"), combo)]
-            cfg = compose_in_context(*overrides, run_dir="/tmp/x")
+            cfg = compose_train(*overrides, run_dir="/tmp/x")
             resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
             assert resolved["method"]["_target_"].startswith("faceswaplab.methods."), combo
             assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer", combo
@@ -179,3 +179,19 @@ def test_ddp_cpu_two_processes(tmp_path, method):
     assert proc.returncode == 0, out
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_cpu_threads_leave_cores_for_loader_workers_and_processes(tmp_path):
+    from faceswaplab.train import cpu_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads("auto", workers=0) == cores
+    assert cpu_threads("auto", workers=1) == max(1, cores - 1)
+    assert cpu_threads("auto", workers=0, processes=2) == max(1, cores // 2)
+    assert cpu_threads("auto", workers=cores + 4) == 1  # never below one
+    assert cpu_threads(3, workers=1) == 3 and cpu_threads(None, workers=1) is None
+    # train() restores the caller's setting afterwards (a library call leaves the process as it found it).
+    before = torch.get_num_threads()
+    cfg = compose_train(*tiny("landmark_warp"), "threads=3", "~logger", run_dir=tmp_path)
+    train(cfg)
+    assert torch.get_num_threads() == before

@@ -9,7 +9,9 @@ Conventions used throughout the library:
   target with the source's identity.
 
 Stable names: ``faceswaplab.load`` (a saved method, ready to swap), ``SyntheticFaces``, ``FaceDataModule``,
-``FaceSwapMethod``, ``load_method``, ``swap_media``, ``build_metrics`` (and ``faceswaplab.prepare.prepare``).
+``FaceSwapMethod``, ``load_method``, ``swap_media``, ``build_metrics``, ``compose`` (a Hydra config, as the command
+line builds it) and ``run_benchmark`` (and the functions ``faceswaplab.train.train`` and
+``faceswaplab.prepare.prepare``, whose modules carry the same names).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _LAZY = {
     "load_method": "faceswaplab.methods.base",
     "swap_media": "faceswaplab.swap",
     "build_metrics": "faceswaplab.metrics",
+    "compose": "faceswaplab.config",
+    "run_benchmark": "faceswaplab.benchmark",
 }
 
 __all__ = ["__version__", "load", *_LAZY]

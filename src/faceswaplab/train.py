@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
@@ -62,6 +64,17 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     return str(last) if cfg.get("resume", True) and last.is_file() else None
 
 
+def cpu_threads(setting: int | str | None, workers: int, processes: int = 1) -> int | None:
+    """The torch thread count for the ``threads`` setting: ``"auto"`` shares the cores among the training
+    `processes` (DDP on CPU) and leaves one core per data-loader worker of each."""
+    if setting is None:
+        return None
+    if setting == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores // max(1, processes) - int(workers))
+    return int(setting)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training (or set-up) run from a composed config; returns its metrics and the files it wrote.
 
@@ -89,14 +102,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
 
     last = run_dir / "checkpoints" / "last.ckpt"
-    if getattr(method, "trainable", True):
-        if ckpt_path:
-            log.info("resuming from %s", ckpt_path)
-        trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
-    else:
-        log.info("%s has no training; validating it and saving its settings", type(method).__name__)
-        trainer.validate(method, datamodule=datamodule)
-        trainer.save_checkpoint(last, weights_only=False)  # every rank calls it; only rank 0 writes
+    devices = cfg.trainer.get("devices")
+    processes = devices if isinstance(devices, int) and cfg.trainer.get("accelerator") == "cpu" else 1
+    threads = cpu_threads(cfg.get("threads"), cfg.data.get("num_workers") or 0, processes)
+    caller_threads = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if getattr(method, "trainable", True):
+            if ckpt_path:
+                log.info("resuming from %s", ckpt_path)
+            trainer.fit(method, datamodule=datamodule, ckpt_path=ckpt_path)
+        else:
+            log.info("%s has no training; validating it and saving its settings", type(method).__name__)
+            trainer.validate(method, datamodule=datamodule)
+            trainer.save_checkpoint(last, weights_only=False)  # every rank calls it; only rank 0 writes
+    finally:
+        torch.set_num_threads(caller_threads)  # a library call leaves the process as it found it
 
     metrics = scalar_metrics(trainer)
     preview = next((c.preview_path for c in callbacks if isinstance(c, Preview)), run_dir / "preview.png")

@@ -60,6 +60,7 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
         assert m in out["unavailable"] and f"`{m}`: {out['unavailable'][m]}" in md
     grid = np.asarray(Image.open(tmp_path / "a" / "samples.png"))
     assert grid.shape[1] > grid.shape[0] > 4 * 32  # 4 rows, 6 columns (source, target, 4 methods) of 32 px
+    assert grid[:14].max() == 255 and grid[:14].mean() < 60  # the header row: white names on black
 
     # Reference rows: the target is the attribute optimum, the source the identity optimum.
     val = {n: {m: v["mean"] for m, v in r["metrics"].items()} for n, r in rows.items()}

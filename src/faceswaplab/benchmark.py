@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.config import CONFIG_DIR
+from faceswaplab.images import label_columns, make_grid
 from faceswaplab.io import write_image, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,6 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     ``cfg.out_dir`` and returns ``{"results": [row dict per method], "unavailable": {metric: reason},
     "files": {name: path}}``."""
     from faceswaplab.data.datamodule import SampleRef
-    from faceswaplab.images import make_grid
     from faceswaplab.metrics import build_metrics, identity_gallery
 
     if cfg.reference_landmarks not in ("ground_truth", "detect"):
@@ -448,7 +448,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         log.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in values.items()})
 
     files = _write(out_dir, cfg, data_cfg, results, unavailable, pairs_record(pairs, dm), directions, embedder,
-                   source, target, outputs_for_grid, make_grid)
+                   source, target, outputs_for_grid)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         files["wandb"] = log_to_wandb(cfg, results, files, dm.identity_names)
     return {"results": results, "unavailable": unavailable, "files": files}
@@ -480,7 +480,7 @@ def _weight_files(embedder) -> list[str]:
 
 
 def _write(out_dir: Path, cfg, data_cfg, results, unavailable, pairs, directions, embedder, source, target,
-           outputs, make_grid) -> dict[str, str]:
+           outputs) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = sorted({m for r in results for m in r["metrics"]}, key=list(cfg.metrics).index)
     speed_keys = ("latency_ms", "peak_memory_mb", "train_images_per_sec")
@@ -526,7 +526,8 @@ def _write(out_dir: Path, cfg, data_cfg, results, unavailable, pairs, directions
     k = min(int(cfg.sample_rows), n_pairs)
     cols = [source["image"][:k], target["image"][:k]] + [o[:k] for o in outputs.values()]
     grid = torch.stack(cols, 1).flatten(0, 1)  # (k * columns, 3, H, W), row-major
-    write_image(out_dir / "samples.png", make_grid(grid, nrow=len(cols)))
+    write_image(out_dir / "samples.png",
+                label_columns(make_grid(grid, nrow=len(cols)), ["source", "target", *outputs]))
     files = ["results.csv", "results.md", "results.jsonl", "pairs.json", "samples.png"]
     files += plot_results(results, names, out_dir, conf)
     return {n: str(out_dir / n) for n in files}

@@ -103,3 +103,26 @@ def make_grid(images: torch.Tensor | list[torch.Tensor], nrow: int = 8, padding:
         images = images.expand(-1, 3, -1, -1)
     grid = tv_make_grid(images, nrow=nrow, padding=padding, pad_value=-1.0)
     return to_image(grid)
+
+
+def label_columns(grid: np.ndarray, names: list[str], height: int = 14) -> np.ndarray:
+    """Put a header row above a grid of equal columns (as :func:`make_grid` tiles them): one name per column,
+    centred, in a font shrunk until it fits the column.
+
+    >>> grid = np.zeros((34, 66, 3), np.uint8)  # 2 columns of 32 px with 2 px borders
+    >>> labelled = label_columns(grid, ["source", "target"])
+    >>> labelled.shape, bool(labelled[:14].max() > 0)
+    ((48, 66, 3), True)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    header = Image.new("RGB", (grid.shape[1], height))
+    draw = ImageDraw.Draw(header)
+    width = grid.shape[1] / len(names)
+    for i, name in enumerate(names):
+        for size in range(height - 3, 5, -1):  # the largest size that fits the column
+            font = ImageFont.load_default(size=size)
+            if draw.textlength(name, font=font) <= width - 2:
+                break
+        draw.text(((i + 0.5) * width, height / 2), name, fill=(255, 255, 255), font=font, anchor="mm")
+    return np.concatenate([np.asarray(header), grid], 0)

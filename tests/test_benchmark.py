@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from faceswaplab.benchmark import bootstrap_interval, run_benchmark
-from faceswaplab.config import CONFIG_DIR
+from faceswaplab.config import compose
 from faceswaplab.train import train
 from conftest import compose_train
 from test_training import tiny
@@ -22,8 +21,7 @@ TRAINED_ROWS = ["~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes"]  
 
 
 def compose_benchmark(*overrides):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("benchmark", overrides=list(overrides))
+    return compose("benchmark", overrides)
 
 
 @pytest.fixture(scope="module")

@@ -47,10 +47,7 @@ import io
 import json
 import logging
 import math
-import os
-import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from faceswaplab.callbacks import peak_memory_mb
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.images import label_columns, make_grid
 from faceswaplab.io import write_image, write_json, write_text
@@ -106,13 +104,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 
 
 def _detect(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -401,7 +392,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             elapsed += time.perf_counter() - t0
         output = torch.cat(outs)  # (N, 3, H, W)
         outputs_for_grid[name] = output
-        speed = {"latency_ms": 1000 * elapsed / len(pairs), "peak_memory_mb": _peak_memory_mb(device),
+        speed = {"latency_ms": 1000 * elapsed / len(pairs), "peak_memory_mb": peak_memory_mb(device),
                  "train_images_per_sec": row.train_throughput()}
 
         # Landmarks of the output: known for the reference rows (ground_truth mode), detected otherwise.
@@ -621,12 +612,12 @@ def log_to_wandb(cfg: DictConfig, results: list[dict], files: dict[str, str], id
     run's local folder (``wandb sync <folder>`` uploads an offline run)."""
     import wandb
 
-    from faceswaplab.loggers import wandb_api_key_configured
+    from faceswaplab.loggers import wandb_offline
 
     wcfg = cfg.wandb
     offline = wcfg.get("offline")
     if offline is None:
-        offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_api_key_configured()
+        offline = wandb_offline()
     tags = list(dict.fromkeys([*(wcfg.get("tags") or []), *identities]))
     run = wandb.init(project=wcfg.project, group=wcfg.group, job_type="benchmark", name=wcfg.get("name"),
                      tags=tags, dir=str(cfg.out_dir),

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,15 @@ def _log_image(logger, name: str, image: np.ndarray, step: int) -> None:
         logger.experiment.add_image(name, image, step, dataformats="HWC")
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory in MiB: CUDA's peak allocation on `device`, else this process's peak resident set size (which
+    never decreases)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
 class Throughput(Callback):
     """Logs ``perf/images_per_sec`` (face images through a training step per second, both identities counted),
     ``perf/sec_per_batch`` and ``perf/peak_memory_mb`` (CUDA's peak allocation on GPUs, the process's peak
@@ -192,9 +202,7 @@ class Throughput(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
-            peak = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = peak_memory_mb(pl_module.device)
         n = sum(int(v.shape[0]) for k, v in batch.items() if k.startswith(IMAGE) and torch.is_tensor(v))
         self.times = (self.times + [(time.perf_counter() - self._start, n)])[-self.window :]
         seconds = sum(t for t, _ in self.times)

@@ -23,6 +23,11 @@ def wandb_api_key_configured() -> bool:
     return rc.authenticators(host) is not None
 
 
+def wandb_offline() -> bool:
+    """Whether W&B must run offline: ``WANDB_MODE=offline`` or no API key configured."""
+    return os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_api_key_configured()
+
+
 def wandb_logger(offline: bool | None = None, save_dir: str | os.PathLike = ".", **kwargs: Any):
     """A Lightning ``WandbLogger`` that runs offline when no API key is configured (or ``offline=True``).
 
@@ -32,7 +37,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str | os.PathLike = ".",
     from lightning.pytorch.loggers import WandbLogger
 
     if offline is None:
-        offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_api_key_configured()
+        offline = wandb_offline()
         if offline:
             log.info("W&B: no API key configured (WANDB_API_KEY or `wandb login`): logging offline to %s", save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,18 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from faceswaplab.faces import template
 from faceswaplab.faces.alignment import (
     align_face,
     alignment_transform,
+    alignment_transform_batch,
     invert_transform,
+    invert_transform_batch,
     paste_back,
     similarity_transform,
+    similarity_transform_batch,
     transform_points,
     warp,
 )
@@ -45,6 +49,29 @@ def test_similarity_transform_rejects_degenerate_points():
         similarity_transform(np.ones((5, 2)), np.random.rand(5, 2))
     with pytest.raises(ValueError):
         similarity_transform(np.random.rand(5, 2), np.random.rand(4, 2))
+
+
+def test_batched_similarity_matches_numpy_and_inverts():
+    rng = np.random.default_rng(0)
+    src = rng.random((5, 40, 2)) * 100
+    truth = [_similarity(a, s, 3.0, -4.0) for a, s in zip((-30, -5, 0, 12, 80), (0.5, 0.9, 1.0, 1.3, 2.0))]
+    dst = np.stack([transform_points(p, m) for p, m in zip(src, truth)]) + rng.normal(0, 0.5, (5, 40, 2))
+    est = similarity_transform_batch(torch.tensor(src), torch.tensor(dst))
+    for b in range(5):
+        np.testing.assert_allclose(est[b].numpy(), similarity_transform(src[b], dst[b]), atol=1e-9)
+    eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=torch.float64)
+    inv = invert_transform_batch(est)
+    # est o inv = identity: [A | t] applied after [A^-1 | -A^-1 t].
+    composed = torch.cat([est[:, :, :2] @ inv[:, :, :2], est[:, :, :2] @ inv[:, :, 2:] + est[:, :, 2:]], 2)
+    torch.testing.assert_close(composed, eye.expand(5, 2, 3))
+
+
+def test_batched_alignment_transform_matches_alignment_transform():
+    canon = template.canonical_landmarks(64)
+    lms = np.stack([transform_points(canon, _similarity(a, 0.8, 10.0, -5.0)) for a in (-15, 0, 20)])
+    est = alignment_transform_batch(torch.tensor(lms, dtype=torch.float32), 64)
+    for b in range(3):
+        np.testing.assert_allclose(est[b].numpy(), alignment_transform(lms[b], 64), atol=1e-4)
 
 
 def test_invert_transform_round_trip():

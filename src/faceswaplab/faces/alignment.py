@@ -7,6 +7,7 @@ the convention of ``cv2.warpAffine``: ``p_crop = M[:, :2] @ p_image + M[:, 2]``.
 from __future__ import annotations
 
 import cv2
+import torch
 import numpy as np
 
 from faceswaplab.faces import template
@@ -145,3 +146,31 @@ def paste_back(
     alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
     out = frame.astype(np.float32) * (1.0 - alpha) + warped.astype(np.float32) * alpha
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def similarity_transform_batch(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Batched, differentiable :func:`similarity_transform`: src (B, N, 2), dst (N, 2) or (B, N, 2) -> (B, 2, 3).
+
+    In 2-D the least-squares similarity is linear in ``M = [[a, -b], [b, a]]``, so no SVD is needed.
+    """
+    dst = dst.to(src).expand_as(src)
+    mu_s, mu_d = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    s, d = src - mu_s, dst - mu_d  # (B, N, 2)
+    var = (s**2).sum((1, 2)).clamp_min(1e-12)
+    a = (s * d).sum((1, 2)) / var
+    b = (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]).sum(1) / var
+    rot = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], 1)  # (B, 2, 2)
+    t = mu_d[:, 0] - (rot @ mu_s[:, 0, :, None])[..., 0]
+    return torch.cat([rot, t[..., None]], 2)
+
+
+def alignment_transform_batch(landmarks: torch.Tensor, size: int, margin: float = template.DEFAULT_MARGIN) -> torch.Tensor:
+    """Batched :func:`alignment_transform`: landmarks (B, 68, 2) pixels -> (B, 2, 3) maps image -> `size` crop."""
+    dst = torch.as_tensor(template.canonical_landmarks(size, margin)[template.INNER], dtype=torch.float32)
+    return similarity_transform_batch(landmarks[:, template.INNER].float(), dst)
+
+
+def invert_transform_batch(m: torch.Tensor) -> torch.Tensor:
+    """The inverses of (B, 2, 3) affine maps."""
+    inv = torch.linalg.inv(m[:, :, :2])
+    return torch.cat([inv, -(inv @ m[:, :, 2:])], 2)

@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "The whole frame is searched on every `video.redetect_every`-th frame (30) and whenever the face is lost;",
         "in between only a region of three face widths around the last face is, downscaled so the face is about",
-        "100 px. On a busy machine torch's intra-op threads wait on each other: one thread is then faster for",
-        "the small default model (compare the rows); on an idle machine more threads help larger models.",
+        "100 px. On a busy machine torch's intra-op threads wait on each other and one thread can beat two; the",
+        "load average above says which case the rows were measured in.",
         "",
     ]
     text = "\n".join(lines)

@@ -93,7 +93,7 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
     train(cfg)
     import wandb
 
-    wandb.finish()
+    assert wandb.run is None  # train() ended its run: a next train() in this process gets its own
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     logged = read_wandb_run(run)
     keys = set().union(*logged["history"])
@@ -106,6 +106,10 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
         assert all(Path(r[f"{name}/filenames"][0]).name in media for r in rows), name
     heights = [r["timelapse/height"] for r in logged["history"] if "timelapse/height" in r]
     assert heights[1] > heights[0]  # the timelapse gained a row of swaps
+    # Images and metrics share one x axis: the last preview sits at the last training batch's step.
+    steps = {kind: [r["trainer/global_step"] for r in logged["history"] if key in r]
+             for kind, key in (("perf", "perf/images_per_sec"), ("image", "preview/_type"))}
+    assert steps["image"][-1] == max(steps["perf"]), steps
 
 
 def test_top_level_load_returns_a_ready_method(tmp_path):

@@ -145,9 +145,12 @@ class Preview(Callback):
         write_image(self.preview_path, grid)
         write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(swapped, nrow=64))
         timelapse = self._write_timelapse(batch)
+        # Lightning logs a batch's metrics at step = batches before it (not at global_step, which counts optimizer
+        # steps: two per batch for the GANs); the images go with the metrics of the batch just finished.
+        step = max(batches_done - 1, 0)
         for logger in trainer.loggers:
-            _log_image(logger, "preview", grid, trainer.global_step)
-            _log_image(logger, "timelapse", timelapse, trainer.global_step)
+            _log_image(logger, "preview", grid, step)
+            _log_image(logger, "timelapse", timelapse, step)
 
     def _write_timelapse(self, batch: dict) -> np.ndarray:
         """Rewrite ``timelapse.png`` from the targets and the swap rows so far; returns the image."""

@@ -44,6 +44,14 @@ def wandb_logger(offline: bool | None = None, save_dir: str | os.PathLike = ".",
     return WandbLogger(offline=offline, save_dir=str(save_dir), **kwargs)
 
 
+def finish_wandb_runs(loggers) -> None:
+    """End the W&B runs of these Lightning loggers: the offline files are then complete, and the next training in
+    this process (a Hydra sweep, a notebook) starts a run of its own instead of reusing this one."""
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.experiment.finish()
+
+
 def read_wandb_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Read back an offline W&B run folder (``.../wandb/offline-run-*``) without the network.
 

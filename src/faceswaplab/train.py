@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.io import write_text
+from faceswaplab.loggers import finish_wandb_runs
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.save_checkpoint(last, weights_only=False)  # every rank calls it; only rank 0 writes
     finally:
         torch.set_num_threads(caller_threads)  # a library call leaves the process as it found it
+        finish_wandb_runs(trainer.loggers)
 
     metrics = scalar_metrics(trainer)
     preview = next((c.preview_path for c in callbacks if isinstance(c, Preview)), run_dir / "preview.png")

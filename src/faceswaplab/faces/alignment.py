@@ -7,8 +7,8 @@ the convention of ``cv2.warpAffine``: ``p_crop = M[:, :2] @ p_image + M[:, 2]``.
 from __future__ import annotations
 
 import cv2
-import torch
 import numpy as np
+import torch
 
 from faceswaplab.faces import template
 
@@ -164,7 +164,9 @@ def similarity_transform_batch(src: torch.Tensor, dst: torch.Tensor) -> torch.Te
     return torch.cat([rot, t[..., None]], 2)
 
 
-def alignment_transform_batch(landmarks: torch.Tensor, size: int, margin: float = template.DEFAULT_MARGIN) -> torch.Tensor:
+def alignment_transform_batch(
+    landmarks: torch.Tensor, size: int, margin: float = template.DEFAULT_MARGIN
+) -> torch.Tensor:
     """Batched :func:`alignment_transform`: landmarks (B, 68, 2) pixels -> (B, 2, 3) maps image -> `size` crop."""
     dst = torch.as_tensor(template.canonical_landmarks(size, margin)[template.INNER], dtype=torch.float32)
     return similarity_transform_batch(landmarks[:, template.INNER].float(), dst)

@@ -148,7 +148,8 @@ class DeepFakes(FaceSwapMethod):
                 for x in SIDES:
                     d = self.discriminators[x]
                     real, fake = faces[x]
-                    losses[f"loss_D_{x}"] = 0.5 * (self.criterion_gan(d(real), True) + self.criterion_gan(d(fake), False))
+                    losses[f"loss_D_{x}"] = 0.5 * (self.criterion_gan(d(real), True)
+                                                   + self.criterion_gan(d(fake), False))
                     loss_d = loss_d + losses[f"loss_D_{x}"]
                 opt_d.zero_grad()
                 self.manual_backward(loss_d)

@@ -95,8 +95,9 @@ class FaceSwapMethod(L.LightningModule):
         the crops, numpy or tensor. Identity-specific methods ignore `source` and swap in `direction`
         (``"AtoB"``: targets are faces of A, the outputs have B's identity). Methods with a fixed crop size
         (``image_size``) need crops of that size. Missing landmarks: the landmark warp detects them with dlib;
-        pix2pix raises ``ValueError`` (pass the crop's landmarks, e.g. from :func:`faceswaplab.prepare.prepare`'s
-        ``index.jsonl``, or use :func:`faceswaplab.swap.swap_media` on whole photos and videos).
+        DeepFakes takes the crops as already aligned; pix2pix raises ``ValueError`` (pass the crop's landmarks,
+        e.g. from :func:`faceswaplab.prepare.prepare`'s ``index.jsonl``, or use :func:`faceswaplab.swap.swap_media`
+        on whole photos and videos).
 
         >>> import numpy as np
         >>> from faceswaplab.data.synthetic import SyntheticFaces

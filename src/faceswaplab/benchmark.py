@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 REFERENCES = ("target", "source")
 PER_SAMPLE_KEYS = ("mean", "lo", "hi", "n", "failed")
+SPEED_KEYS = ("latency_ms", "peak_memory_mb", "train_images_per_sec")
 PAIRS_FORMAT = "faceswaplab-pairs-1"
 # Data-module keys a training preset may change without changing which faces the benchmark evaluates.
 LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
@@ -474,15 +475,14 @@ def _write(out_dir: Path, cfg, data_cfg, results, unavailable, pairs, directions
            outputs) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = sorted({m for r in results for m in r["metrics"]}, key=list(cfg.metrics).index)
-    speed_keys = ("latency_ms", "peak_memory_mb", "train_images_per_sec")
-    header = ["method"] + [f"{m}_{k}" for m in names for k in PER_SAMPLE_KEYS] + list(speed_keys)
+    header = ["method"] + [f"{m}_{k}" for m in names for k in PER_SAMPLE_KEYS] + list(SPEED_KEYS)
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for r in results:
         w.writerow([r["method"]] + [r["metrics"][m][k] for m in names for k in PER_SAMPLE_KEYS]
-                   + [f"{r['speed'][k]:.3f}" for k in speed_keys])
+                   + [f"{r['speed'][k]:.3f}" for k in SPEED_KEYS])
     write_text(out_dir / "results.csv", buf.getvalue())
 
     n_pairs = len(pairs["pairs"])
@@ -624,12 +624,11 @@ def log_to_wandb(cfg: DictConfig, results: list[dict], files: dict[str, str], id
                      mode="offline" if offline else "online", config=OmegaConf.to_container(cfg, resolve=True))
     try:
         names = list(results[0]["metrics"]) if results else []
-        columns = ["method"] + [f"{m}{s}" for m in names for s in ("", "_lo", "_hi")] + \
-                  ["latency_ms", "peak_memory_mb", "train_images_per_sec"]
+        columns = ["method"] + [f"{m}{s}" for m in names for s in ("", "_lo", "_hi")] + list(SPEED_KEYS)
         table = wandb.Table(columns=columns)
         for r in results:
             table.add_data(r["method"], *[r["metrics"][m][k] for m in names for k in ("mean", "lo", "hi")],
-                           *[r["speed"][k] for k in ("latency_ms", "peak_memory_mb", "train_images_per_sec")])
+                           *[r["speed"][k] for k in SPEED_KEYS])
         images = {f"benchmark/{Path(f).stem}": wandb.Image(f) for n, f in files.items() if n.endswith(".png")}
         run.log({"benchmark/results": table, **images})
         for r in results:  # one summary value per method and metric, for dashboards across benchmark runs

@@ -482,7 +482,7 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
 
     from faceswaplab.faces.backends import FaceBackend
 
-    workers = opts.workers or _cpu_count()
+    workers = opts.workers or usable_cpus()
     if isinstance(opts.backend, FaceBackend) and workers > 1:
         raise ValueError("a FaceBackend instance cannot be sent to worker processes: pass its config, or workers=1")
     if opts.reference:
@@ -515,7 +515,8 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
     return summary
 
 
-def _cpu_count() -> int:
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.io import write_text
 from faceswaplab.loggers import finish_wandb_runs
+from faceswaplab.prepare import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def cpu_threads(setting: int | str | None, workers: int, processes: int = 1) -> 
     if setting is None:
         return None
     if setting == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // max(1, processes) - int(workers))
+        return max(1, usable_cpus() // max(1, processes) - int(workers))
     return int(setting)
 
 

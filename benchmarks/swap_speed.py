@@ -63,7 +63,7 @@ def run(name: str, frames: int, tmp: Path) -> dict:
 def stage_times(frames: int, tmp: Path) -> dict:
     """ms per frame of the stages measured alone: detection + landmarks over the whole frame (dlib HOG, as on
     every `redetect_every`-th frame), the same near the previous face (the other frames), H.264 encoding."""
-    from faceswaplab.prepare import find_faces, make_backend
+    from faceswaplab.faces.pipeline import find_faces, make_backend
     from faceswaplab.video import SegmentWriter, iter_frames, probe
 
     images = []

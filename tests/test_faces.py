@@ -17,7 +17,7 @@ from faceswaplab.faces.backends import (
     fan_weight_files,
 )
 from faceswaplab.io import read_image
-from faceswaplab.prepare import find_faces, make_backend
+from faceswaplab.faces.pipeline import find_faces, make_backend
 
 # Where dlib's HOG detector puts the astronaut's face in skimage.data.astronaut() (about 90 px wide).
 ASTRONAUT_FACE_CENTRE = np.array([221.0, 123.0])

@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import compose_train
 from faceswaplab.faces.backends import DlibBackend, FaceEncoder
 from faceswaplab.io import read_image
-from faceswaplab.prepare import find_faces
+from faceswaplab.faces.pipeline import find_faces
 from faceswaplab.provenance import TRAINED_ALGORITHMIC_MEDIA, read_provenance
 from faceswaplab.swap import FaceTracker, NoFaceError, OneEuroFilter, SmoothingOptions, SwapError, swap_media
 
@@ -224,8 +224,10 @@ def test_interrupted_video_resumes_from_its_segments_to_the_same_result(tmp_path
     assert len(json.loads((parts / "progress.json").read_text())["segments"]) == 1
 
     summary = swap_media(clip, out, source=source, video={"segment_frames": 6}, **WARP)
-    assert summary.resumed_segments == 1 and summary.frames == 14 - 6
-    assert summary.frames_without_face == 3  # counted over the whole video, the earlier segment included
+    assert summary.resumed_segments == 1
+    # Frames, faces and faceless frames are all counted over the whole video, the earlier segment included.
+    assert (summary.frames, summary.faces, summary.frames_without_face) == (14, 11, 3)
+    assert "swapped 11 faces in 14 images/frames; 3 without a face" in str(summary)
     a, _, audio_a = read_video(tmp_path / "full.mp4")
     b, _, audio_b = read_video(out)
     assert np.array_equal(a, b) and audio_a == audio_b

@@ -38,7 +38,7 @@ from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.io import write_text
 from faceswaplab.loggers import finish_wandb_runs
-from faceswaplab.prepare import usable_cpus
+from faceswaplab.system import usable_cpus
 
 log = logging.getLogger(__name__)
 

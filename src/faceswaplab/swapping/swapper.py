@@ -1,0 +1,248 @@
+"""Swapping the faces of one image or frame: load the method, find and choose the faces, align, swap, paste back."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceswaplab.faces.pipeline import find_faces, largest_face, make_backend
+from faceswaplab.faces.tracking import FaceTracker
+from faceswaplab.io import ImageReadError
+from faceswaplab.swapping.options import NoFaceError, SwapError, SwapOptions
+
+log = logging.getLogger("faceswaplab.swap")
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_swap_method(checkpoint: str | os.PathLike | None = None, method: Any = None, device: str = "auto",
+                     size: int = 256):
+    """The method to swap with, its crop size and its name for the labels: ``(method, size, name, ckpt)``.
+
+    `checkpoint` is a ``.ckpt`` file or a run directory (``<dir>/checkpoints/last.ckpt``), loaded with
+    :func:`faceswaplab.methods.load_method`. Otherwise `method` is a name of ``conf/method/`` (``landmark_warp``),
+    a config with ``_target_``, or a :class:`FaceSwapMethod`; learned methods need a checkpoint. The crop size is
+    the method's ``image_size`` hyperparameter, else the run's ``config.yaml`` ``data.image_size``, else `size`.
+    """
+    from faceswaplab.methods import load_method
+    from faceswaplab.methods.build import build_method, method_name
+
+    dev = _device(device)
+    ckpt_path = None
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        ckpt_path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+        if not ckpt_path.is_file():
+            raise SwapError(f"checkpoint={checkpoint}: no checkpoint at {ckpt_path}")
+        try:
+            model = load_method(ckpt_path, map_location=dev)
+        except (ValueError, RuntimeError, KeyError, OSError) as e:
+            raise SwapError(f"cannot load checkpoint {ckpt_path}: {e}") from None
+    elif method is not None:
+        try:
+            model = build_method(method)
+        except ValueError as e:
+            raise SwapError(f"method={method}: {e}") from None
+    else:
+        raise SwapError("give checkpoint=<run dir or .ckpt>, or method=landmark_warp with source=<photo>")
+    model = model.to(dev).eval()
+    crop = model.hparams.get("image_size") if hasattr(model, "hparams") else None
+    if crop is None and ckpt_path is not None:
+        crop = _run_image_size(ckpt_path)
+    return model, int(crop or size), method_name(model), ckpt_path
+
+
+def _run_image_size(ckpt_path: Path) -> int | None:
+    from omegaconf import OmegaConf
+
+    for folder in (ckpt_path.parent.parent, ckpt_path.parent):
+        cfg = folder / "config.yaml"
+        if cfg.is_file():
+            return OmegaConf.load(cfg).get("data", {}).get("image_size")
+    return None
+
+
+class FaceSwapper:
+    """Everything needed to swap the faces of one image: the method, the face backend and the settings.
+
+    ``swapper(frame) -> (frame, faces swapped)``; pass a :class:`FaceTracker` and the frame interval for videos.
+    """
+
+    def __init__(self, opts: SwapOptions, checkpoint=None, method=None):
+        self.opts = opts
+        self.method, self.size, self.name, self.checkpoint = load_swap_method(checkpoint, method, opts.device,
+                                                                              opts.size)
+        self.device = next(iter(self.method.parameters()), None)
+        self.device = self.device.device if self.device is not None else _device(opts.device)
+        self.backend = make_backend(opts.backend, opts.detector, opts.upsample)
+        self.needs_source = not getattr(self.method, "identity_specific", False)
+        self.source_crop = self.source_landmarks = None
+        if self.needs_source:
+            if not opts.source:
+                raise SwapError(f"{self.name} takes the identity from a photo: pass source=<photo>")
+            self.source_crop, self.source_landmarks = self._load_source(opts.source)
+        elif opts.source:
+            log.warning("source=%s is ignored: %s swaps identities it was trained on (direction=%s)",
+                        opts.source, self.name, opts.direction)
+        self.encoder = self.reference = None
+        if opts.select == "reference":
+            from faceswaplab.faces.backends import FaceEncoder
+
+            self.encoder = FaceEncoder()
+            self.reference = self._reference_descriptor(opts.reference)
+
+    # ---- set-up
+
+    def _largest_face(self, path: str, role: str):
+        try:
+            image, face = largest_face(self.backend, path, self.opts.detect_size, "auto")
+        except ImageReadError as e:
+            raise SwapError(f"{role} photo {path}: {e.reason}") from None
+        if face is None:
+            raise NoFaceError(f"no face found in the {role} photo {path}")
+        return image, face
+
+    def _load_source(self, path: str):
+        from faceswaplab.faces.alignment import align_face
+
+        image, face = self._largest_face(path, "source")
+        crop, _, lm = align_face(image, face.landmarks, self.size, self.opts.margin)
+        return crop, lm.astype(np.float32)
+
+    def _reference_descriptor(self, path: str) -> np.ndarray:
+        image, face = self._largest_face(path, "reference")
+        return self.encoder(image, face)
+
+    # ---- per frame
+
+    def find(self, frame: np.ndarray, pad: Any = None, near: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The (68, 2) landmarks of the faces to swap in `frame`, largest first.
+
+        `near`: boxes where faces were in the previous frame; the search looks around them first (much cheaper
+        than the whole frame) and falls back to the whole frame when it finds nothing there.
+        """
+        faces = self._detect_near(frame, near) if near else []
+        if not faces:
+            faces = find_faces(self.backend, frame, self.opts.detect_size, pad)
+        faces = [f for f in faces if f.width >= self.opts.min_face_size]
+        if not faces:
+            return []
+        faces.sort(key=lambda f: -f.area)
+        if self.opts.select == "all":
+            return [f.landmarks for f in faces]
+        if self.opts.select == "largest":
+            return [faces[0].landmarks]
+        dist = [float(np.linalg.norm(self.encoder(frame, f) - self.reference)) for f in faces]
+        best = int(np.argmin(dist))
+        return [faces[best].landmarks] if dist[best] <= self.opts.tolerance else []
+
+    def _detect_near(self, frame: np.ndarray, boxes: list[np.ndarray]) -> list:
+        """Faces found in regions of three times each box's size around it, in frame coordinates."""
+        h, w = frame.shape[:2]
+        found: list = []
+        for x0, y0, x1, y1 in boxes:
+            r = max(x1 - x0, y1 - y0)
+            rx0, ry0 = int(max(x0 - r, 0)), int(max(y0 - r, 0))
+            rx1, ry1 = int(min(x1 + r, w)), int(min(y1 + r, h))
+            if rx1 - rx0 < 16 or ry1 - ry0 < 16:
+                continue
+            # The region spans about three face widths: detected at 320 px the face is ~100 px, enough for any
+            # detector, and far cheaper than a large face at full resolution (landmarks stay at full resolution).
+            for f in find_faces(self.backend, frame[ry0:ry1, rx0:rx1], min(self.opts.detect_size, 320), None):
+                f.box = f.box + [rx0, ry0, rx0, ry0]
+                f.landmarks = f.landmarks + [rx0, ry0]
+                # Regions of neighbouring faces overlap: keep one copy of each face.
+                if all(np.abs(f.landmarks.mean(0) - g.landmarks.mean(0)).max() > 0.2 * f.width for g in found):
+                    found.append(f)
+        return found
+
+    def __call__(self, frame: np.ndarray, tracker: FaceTracker | None = None, dt: float = 1 / 30,
+                 pad: Any = None, index: int = 0) -> tuple[np.ndarray, int]:
+        """Swap the chosen faces of one image or frame: ``(new frame, number of faces swapped)``.
+
+        In videos pass the `tracker` (smoothing, and the search near the previous faces: every
+        ``video.redetect_every`` frames the whole frame is searched again, for faces that appeared), the frame
+        interval `dt` and the frame `index`.
+        """
+        near = None
+        if tracker is not None and index % max(self.opts.video.redetect_every, 1):
+            near = tracker.boxes()
+        landmarks = self.find(frame, pad, near)
+        if tracker is not None:
+            landmarks = tracker(landmarks, dt)
+        out = self.swap_faces(frame, landmarks) if landmarks else frame
+        if self.opts.label.visible:
+            from faceswaplab.provenance import draw_label
+
+            out = draw_label(out, self.opts.label.text, self.opts.label.corner)
+        return out, len(landmarks)
+
+    def swap_faces(self, frame: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
+        """Swap the faces with these landmarks (each (68, 2) in frame pixels) and blend them into a copy."""
+        import torch
+
+        from faceswaplab.faces.alignment import align_face
+        from faceswaplab.images import to_image, to_tensor
+
+        crops, transforms, crop_lms = zip(*(align_face(frame, lm, self.size, self.opts.margin) for lm in landmarks))
+        target = to_tensor(np.stack(crops)).to(self.device)  # (N, 3, S, S)
+        target_lm = torch.as_tensor(np.stack(crop_lms), dtype=torch.float32, device=self.device)  # (N, 68, 2)
+        kwargs: dict[str, Any] = {"target_landmarks": target_lm}
+        if self.needs_source:
+            n = len(crops)
+            source = to_tensor(self.source_crop)[None].expand(n, -1, -1, -1).to(self.device)
+            source_lm = torch.as_tensor(self.source_landmarks, device=self.device)
+            kwargs["source_landmarks"] = source_lm[None].expand(n, -1, -1)
+        else:
+            source = None
+            kwargs["direction"] = self.opts.direction
+        with torch.inference_mode():
+            swapped = to_image(self.method.swap(target, source, **kwargs))  # (N, S, S, 3)
+        out = frame.copy()
+        for crop, m, lm, face in zip(crops, transforms, crop_lms, swapped):
+            out = self._blend(out, crop, face, m, lm)
+        return out
+
+    def _blend(self, frame, crop, face, m, lm) -> np.ndarray:
+        import cv2
+
+        from faceswaplab.faces import blending, masks
+        from faceswaplab.faces.alignment import invert_transform, transform_points
+
+        o = self.opts
+        width = float(np.linalg.norm(lm[16] - lm[0]))  # face width in crop pixels
+        mask = masks.face_hull_mask_np(lm, self.size, o.mask.forehead, dilate=-o.mask.erode * width,
+                                       blur=o.mask.blur * width)  # (S, S) in [0, 1]
+        face = blending.color_transfer(face, crop, mask, mode=o.color)
+        # Work in the frame region the crop covers only: cheap on large frames, and every pixel outside the
+        # chosen face's mask is left exactly as it was.
+        h, w = frame.shape[:2]
+        inv = invert_transform(m)
+        s = self.size
+        corners = transform_points(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64), inv)
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 3, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        to_roi = inv.copy()
+        to_roi[:, 2] -= (x0, y0)  # crop -> roi pixels
+        size = (int(x1 - x0), int(y1 - y0))
+        warped = cv2.warpAffine(face, to_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask, to_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        roi = frame[y0:y1, x0:x1]
+        if o.blend == "seamless":
+            warped = blending.seamless_clone(warped, roi, alpha > 0.5, fallback_radius=max(1, round(0.05 * width)))
+        a = alpha[..., None]
+        blended = a * warped.astype(np.float32) + (1.0 - a) * roi.astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+        return frame

@@ -36,7 +36,7 @@ def build_input(media: Path, folder: Path) -> tuple[int, int]:
 
 
 def run(folder: Path, workers: int, upsample: int, fps: float, max_frames: int) -> dict:
-    from faceswaplab.prepare import prepare
+    from faceswaplab.data.preparation import prepare
 
     out = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
     load = os.getloadavg()[0]

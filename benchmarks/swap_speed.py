@@ -3,7 +3,7 @@
     python benchmarks/swap_speed.py [--frames 90] [--threads 1 2] [--out benchmarks/swap_speed.md]
 
 Converts the first `--frames` frames of ``../shared/media/videos/lp_s32_woman_interview.mp4`` (1280x720, 30 fps,
-audio) end to end through :func:`faceswaplab.swap.swap_media`: decode, dlib HOG detection and landmarks, the swap,
+audio) end to end through :func:`faceswaplab.swapping.swap_media`: decode, dlib HOG detection and landmarks, the swap,
 mask, colour transfer, blend, H.264 encode and the final mux with audio. Methods: the landmark-warp baseline
 (source: a photo of ``photos/biden``) and the DeepFakes autoencoder of ``conf/method/deepfakes.yaml`` at its
 default size, untrained (the speed of a trained one is the same), each with every `--threads` count. A second
@@ -44,7 +44,7 @@ def deepfakes_default():
 
 
 def run(name: str, frames: int, tmp: Path) -> dict:
-    from faceswaplab.swap import swap_media
+    from faceswaplab.swapping import swap_media
 
     if name == "landmark_warp":
         kwargs = {"method": "landmark_warp", "source": str(SOURCE)}

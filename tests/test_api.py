@@ -155,6 +155,6 @@ def test_stable_top_level_names_resolve_lazily():
     assert out.stdout.strip() == "False"  # `import faceswaplab` stays light
     for name in fsl.__all__:
         assert callable(getattr(fsl, name)) or name == "__version__", name
-    assert fsl.run_benchmark.__module__ == "faceswaplab.benchmark" and fsl.compose.__module__ == "faceswaplab.config"
+    assert fsl.run_benchmark.__module__ == "faceswaplab.benchmarking.run" and fsl.compose.__module__ == "faceswaplab.config"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fsl.nope

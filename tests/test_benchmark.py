@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceswaplab.benchmark import bootstrap_interval, run_benchmark
+from faceswaplab.benchmarking import bootstrap_interval, run_benchmark
 from faceswaplab.config import compose
 from faceswaplab.train import train
 from conftest import compose_train

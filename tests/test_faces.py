@@ -16,8 +16,8 @@ from faceswaplab.faces.backends import (
     dlib_model_path,
     fan_weight_files,
 )
-from faceswaplab.io import read_image
 from faceswaplab.faces.pipeline import find_faces, make_backend
+from faceswaplab.io import read_image
 
 # Where dlib's HOG detector puts the astronaut's face in skimage.data.astronaut() (about 90 px wide).
 ASTRONAUT_FACE_CENTRE = np.array([221.0, 123.0])

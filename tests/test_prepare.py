@@ -19,7 +19,7 @@ from faceswaplab.data.sources import IdentityFolders, iter_video_frames, open_so
 from faceswaplab.faces import template
 from faceswaplab.faces.alignment import transform_points
 from faceswaplab.io import ImageReadError, read_image
-from faceswaplab.prepare import NoFaceError, PrepareError, PrepareOptions, prepare
+from faceswaplab.data.preparation import NoFaceError, PrepareError, PrepareOptions, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 INDEX_KEYS = {"crop", "source", "identity", "frame", "face", "box", "score", "landmarks", "landmarks_crop",

@@ -9,7 +9,7 @@ from PIL import Image
 
 from faceswaplab.provenance import (TRAINED_ALGORITHMIC_MEDIA, Provenance, draw_label, parse_xmp, read_provenance,
                                     video_metadata, xmp_packet)
-from faceswaplab.swap import save_image
+from faceswaplab.swapping import save_image
 
 INFO = Provenance(method="deepfakes", checkpoint="/runs/x/checkpoints/last.ckpt")
 
@@ -87,7 +87,7 @@ def test_visible_label_stays_in_its_corner(corner):
 
 @pytest.mark.skipif(importlib.util.find_spec("c2pa") is not None, reason="c2pa-python is installed")
 def test_c2pa_without_the_package_says_how_to_get_it(tmp_path, astronaut):
-    from faceswaplab.swap import swap_media
+    from faceswaplab.swapping import swap_media
 
     src = tmp_path / "in.png"
     Image.fromarray(astronaut).save(src)

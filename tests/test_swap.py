@@ -13,10 +13,11 @@ from PIL import Image
 
 from conftest import compose_train
 from faceswaplab.faces.backends import DlibBackend, FaceEncoder
-from faceswaplab.io import read_image
 from faceswaplab.faces.pipeline import find_faces
+from faceswaplab.faces.tracking import FaceTracker, OneEuroFilter
+from faceswaplab.io import read_image
 from faceswaplab.provenance import TRAINED_ALGORITHMIC_MEDIA, read_provenance
-from faceswaplab.swap import FaceTracker, NoFaceError, OneEuroFilter, SmoothingOptions, SwapError, swap_media
+from faceswaplab.swapping import NoFaceError, SmoothingOptions, SwapError, swap_media
 
 WARP = {"method": "landmark_warp", "size": 128, "progress": False}
 

@@ -31,10 +31,10 @@ _LAZY = {
     "FaceDataModule": "faceswaplab.data.datamodule",
     "FaceSwapMethod": "faceswaplab.methods.base",
     "load_method": "faceswaplab.methods.base",
-    "swap_media": "faceswaplab.swap",
+    "swap_media": "faceswaplab.swapping",
     "build_metrics": "faceswaplab.metrics",
     "compose": "faceswaplab.config",
-    "run_benchmark": "faceswaplab.benchmark",
+    "run_benchmark": "faceswaplab.benchmarking",
 }
 
 __all__ = ["__version__", "load", *_LAZY]

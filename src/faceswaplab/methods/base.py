@@ -96,7 +96,7 @@ class FaceSwapMethod(L.LightningModule):
         (``"AtoB"``: targets are faces of A, the outputs have B's identity). Methods with a fixed crop size
         (``image_size``) need crops of that size. Missing landmarks: the landmark warp detects them with dlib;
         DeepFakes takes the crops as already aligned; pix2pix raises ``ValueError`` (pass the crop's landmarks,
-        e.g. from :func:`faceswaplab.prepare.prepare`'s ``index.jsonl``, or use :func:`faceswaplab.swap.swap_media`
+        e.g. from :func:`faceswaplab.data.preparation.prepare`'s ``index.jsonl``, or use :func:`faceswaplab.swapping.swap_media`
         on whole photos and videos).
 
         >>> import numpy as np

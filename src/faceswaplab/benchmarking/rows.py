@@ -1,0 +1,143 @@
+"""The rows of a benchmark: references, untrained methods, trained runs, and methods the benchmark trains itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from faceswaplab.io import write_json
+
+log = logging.getLogger("faceswaplab.benchmark")
+
+REFERENCES = ("target", "source")
+# Data-module keys a training preset may change without changing which faces the benchmark evaluates.
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
+
+
+class Row:
+    """One benchmark row: how to produce outputs for a batch of pairs."""
+
+    def __init__(self, name: str, entry: dict, data_cfg: DictConfig, device: torch.device):
+        self.name, self.entry, self.device = name, dict(entry), device
+        self.model, self.reference, self.checkpoint = None, None, None
+        kinds = [k for k in ("run", "method", "reference") if entry.get(k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"methods.{name}: give exactly one of train=[overrides], run=<run dir>, "
+                             f"method=<conf/method name> or reference=target|source, got {dict(entry)}")
+        if "reference" in kinds:
+            if entry["reference"] not in REFERENCES:
+                raise ValueError(f"methods.{name}.reference must be one of {REFERENCES}, got {entry['reference']!r}")
+            self.reference = entry["reference"]
+        elif "method" in kinds:
+            from faceswaplab.methods.build import build_method
+
+            try:  # the method config may read the data group (e.g. the mask's forehead)
+                self.model = build_method(entry["method"], data=data_cfg)
+            except ValueError as e:
+                raise ValueError(f"methods.{name}.method: {e}; use methods.{name}.train=[method={entry['method']}] "
+                                 f"or methods.{name}.run=<run dir>") from None
+        else:
+            from faceswaplab.methods import load_method
+
+            self.checkpoint = Path(entry["run"]).expanduser() / "checkpoints" / "last.ckpt"
+            if not self.checkpoint.is_file():
+                raise ValueError(f"methods.{name}.run: no checkpoint {self.checkpoint}")
+            self.model = load_method(self.checkpoint)
+        if self.model is not None:
+            self.model = self.model.to(device).eval()
+
+    @torch.no_grad()
+    def swap(self, batch: dict, direction: list[str]) -> torch.Tensor:
+        """Outputs (B, 3, H, W) for source/target batch halves ``batch["source"]``, ``batch["target"]``."""
+        s, t = batch["source"], batch["target"]
+        if self.reference is not None:
+            return (t if self.reference == "target" else s)["image"].clone()
+        out = torch.empty_like(t["image"])
+        # Identity-specific methods take the direction per pair; run each direction's pairs together.
+        for d in sorted(set(direction)):
+            idx = torch.tensor([i for i, x in enumerate(direction) if x == d])
+            out[idx] = self.model.swap(
+                t["image"][idx].to(self.device), s["image"][idx].to(self.device),
+                target_landmarks=t["landmarks"][idx].to(self.device),
+                source_landmarks=s["landmarks"][idx].to(self.device), direction=d,
+            ).float().cpu().clamp(-1, 1)
+        return out
+
+    def describe(self) -> dict:
+        kind = "reference" if self.reference else ("method" if not self.checkpoint else
+                                                   "train" if self.entry.get("train") else "run")
+        return {"kind": kind, **{k: str(v) for k, v in self.entry.items()},
+                "class": type(self.model).__qualname__ if self.model is not None else None,
+                "checkpoint": str(self.checkpoint) if self.checkpoint else None}
+
+    def train_throughput(self) -> float:
+        """Median ``perf/images_per_sec`` logged by the run's validations (NaN without a run or a record)."""
+        if self.checkpoint is None:
+            return math.nan
+        path = self.checkpoint.parent.parent / "metrics.jsonl"
+        rates = []
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                rate = json.loads(line).get("perf/images_per_sec") if line.strip() else None
+                if rate is not None:
+                    rates.append(float(rate))
+        return float(np.median(rates)) if rates else math.nan
+
+
+def train_row(name: str, overrides, cfg: DictConfig) -> Path:
+    """Train row `name` (``conf/train.yaml`` with `overrides`, on the benchmark's data) into
+    ``cfg.train_dir/name``, or reuse the finished training there; returns the run directory.
+
+    The data module's identities, splits, image size and augmentation come from the benchmark's ``data``; only
+    loader settings (batch size, workers) come from the training config, so the held-out pairs are never trained
+    on. An interrupted training continues where it stopped; a run directory trained with other settings is an
+    error rather than silently reused.
+    """
+    from faceswaplab.config import compose
+    from faceswaplab.train import train
+
+    overrides = [str(o) for o in overrides]
+    run_dir = (Path(cfg.train_dir).expanduser() / name).resolve()
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+
+    def use_benchmark_data(train_cfg: DictConfig) -> None:  # before resolution: the method reads data.image_size
+        train_cfg.data = OmegaConf.merge(data, {k: train_cfg.data[k] for k in LOADER_KEYS if k in train_cfg.data})
+
+    train_cfg = compose("train", overrides, output_dir=run_dir, edit=use_benchmark_data)
+    record = {"overrides": overrides, "config": OmegaConf.to_container(train_cfg, resolve=True)}
+    marker = run_dir / "benchmark_train.json"
+    if marker.is_file():
+        if json.loads(marker.read_text()) == json.loads(json.dumps(record)):
+            log.info("%s: reusing the finished training in %s", name, run_dir)
+            return run_dir
+        raise ValueError(f"methods.{name}: {run_dir} holds a training with other settings (see {marker}); "
+                         "delete that folder or choose another train_dir")
+    started = run_dir / "config.yaml"
+    if started.is_file() and OmegaConf.load(started) != train_cfg:
+        raise ValueError(f"methods.{name}: {run_dir} holds an unfinished training with other settings "
+                         f"({started}); delete that folder or choose another train_dir")
+    log.info("%s: training %s into %s", name, " ".join(overrides), run_dir)
+    train(train_cfg)
+    write_json(marker, record)
+    return run_dir
+
+
+def resolve_rows(cfg: DictConfig) -> dict[str, dict]:
+    """``cfg.methods`` with every ``train`` entry trained (or reused) and given its ``run`` directory."""
+    rows = {}
+    for name, entry in cfg.methods.items():
+        if entry is None:
+            continue
+        entry = OmegaConf.to_container(entry, resolve=True)
+        if entry.get("train") is not None:
+            if entry.get("run") is not None:
+                raise ValueError(f"methods.{name}: give train=[overrides] or run=<run dir>, not both")
+            entry["run"] = str(train_row(name, entry["train"], cfg))
+        rows[name] = entry
+    return rows

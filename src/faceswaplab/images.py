@@ -1,4 +1,4 @@
-"""Small image conversions between numpy (H, W, 3) uint8 RGB and torch (3, H, W) float in [-1, 1].
+"""Image conversions between numpy (H, W, 3) uint8 RGB, PIL images and torch (3, H, W) float in [-1, 1].
 
 Resizing keeps landmarks in step: with pixel centres at integers an image of size S spans [-0.5, S - 0.5], so a
 point x maps to (x + 0.5) * S' / S - 0.5.
@@ -6,9 +6,19 @@ point x maps to (x + 0.5) * S' / S - 0.5.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence, Union
+
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# What `FaceSwapMethod.swap` takes and gives back: one kind in, the same kind out.
+Images = Union[torch.Tensor, np.ndarray, "Image.Image", Sequence[Union[np.ndarray, "Image.Image"]]]
+Landmarks = Union[torch.Tensor, np.ndarray, None]
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -126,3 +136,71 @@ def label_columns(grid: np.ndarray, names: list[str], height: int = 14) -> np.nd
                 break
         draw.text(((i + 0.5) * width, height / 2), name, fill=(255, 255, 255), font=font, anchor="mm")
     return np.concatenate([np.asarray(header), grid], 0)
+
+
+def to_batch(images: Images, device: torch.device, role: str) -> tuple[str, torch.Tensor]:
+    """(kind, (B, 3, H, W) float tensor in [-1, 1] on `device`); kind is "tensor", "numpy", "pil" or "list"."""
+    from PIL import Image
+
+    if isinstance(images, torch.Tensor):
+        if not images.is_floating_point():
+            raise TypeError(f"{role}: tensors must be float in [-1, 1], got {images.dtype} "
+                            f"(numpy uint8 images are converted for you)")
+        if images.ndim not in (3, 4) or images.shape[-3] != 3:
+            raise ValueError(f"{role}: expected a tensor (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+        x = images if images.ndim == 4 else images[None]
+        return "tensor", x.to(device)
+    if isinstance(images, Image.Image):
+        return "pil", to_tensor(np.asarray(images.convert("RGB")))[None].to(device)
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4) or images.shape[-1] != 3:
+            raise ValueError(f"{role}: expected a numpy image (H, W, 3) or batch (B, H, W, 3), got {images.shape}")
+        x = to_tensor(images)  # raises for anything but uint8
+        return "numpy", (x if x.ndim == 4 else x[None]).to(device)
+    if isinstance(images, (list, tuple)) and images:
+        arrays = [np.asarray(im.convert("RGB")) if isinstance(im, Image.Image) else im for im in images]
+        if not all(isinstance(a, np.ndarray) and a.ndim == 3 and a.shape[-1] == 3 for a in arrays):
+            raise ValueError(f"{role}: a list must hold numpy images (H, W, 3) or PIL images")
+        if len({a.shape for a in arrays}) > 1:
+            shapes = sorted({a.shape for a in arrays})
+            raise ValueError(f"{role}: the images of a list must share one size, got {shapes}")
+        return "list", to_tensor(np.stack(arrays)).to(device)
+    raise TypeError(f"{role}: expected a tensor, a numpy image, a PIL image or a list of images, "
+                    f"got {type(images).__name__}")
+
+
+def to_landmarks(landmarks: Landmarks, n: int, device: torch.device, role: str) -> torch.Tensor | None:
+    """(68, 2) or (B, 68, 2), numpy or tensor -> a float (n, 68, 2) tensor on `device` (one set is shared)."""
+    if landmarks is None:
+        return None
+    lm = landmarks if isinstance(landmarks, torch.Tensor) else torch.as_tensor(np.asarray(landmarks, np.float32))
+    lm = lm.to(device) if lm.is_floating_point() else lm.to(device, torch.float32)
+    if lm.ndim == 2:
+        lm = lm[None]
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] not in (1, n):
+        raise ValueError(f"{role} must be (68, 2) or ({n}, 68, 2), got {tuple(lm.shape)}")
+    return lm.expand(n, -1, -1) if lm.shape[0] != n else lm
+
+
+def from_batch(kind: str, out: torch.Tensor, like: Images) -> Images:
+    """The swap result (B, 3, H, W) as the kind of image(s) `like` was."""
+    from PIL import Image
+
+    images = to_image(out)  # (B, H, W, 3) uint8
+    if kind == "pil":
+        return Image.fromarray(images[0])
+    if kind == "numpy":
+        return images if like.ndim == 4 else images[0]
+    return [Image.fromarray(im) if isinstance(src, Image.Image) else im for im, src in zip(images, like)]
+
+
+def resize_batch(images: torch.Tensor, landmarks: torch.Tensor | None, size: int):
+    """Square crops (B, 3, S, S) resized to `size` (antialiased when shrinking) and their (B, 68, 2) landmarks
+    rescaled to match; both are returned unchanged when S is already `size`."""
+    s = images.shape[-1]
+    if images.shape[-2] != s:
+        raise ValueError(f"face crops must be square, got {images.shape[-1]}x{images.shape[-2]}")
+    if s == size:
+        return images, landmarks
+    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=size < s)
+    return out.clamp(-1, 1), (None if landmarks is None else scale_landmarks(landmarks, s, size))

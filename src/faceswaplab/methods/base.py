@@ -25,23 +25,15 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
+from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from faceswaplab.data.schema import IMAGE, LANDMARKS, MASK, key
-from faceswaplab.images import to_image, to_tensor
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-# What `FaceSwapMethod.swap` takes and gives back: one kind in, the same kind out.
-Images = Union[Tensor, np.ndarray, "Image.Image", Sequence[Union[np.ndarray, "Image.Image"]]]
-Landmarks = Union[Tensor, np.ndarray, None]
+from faceswaplab.images import Images, Landmarks, from_batch, resize_batch, to_batch, to_landmarks
 
 DIRECTIONS = ("AtoB", "BtoA")
 CLASS_KEY = "faceswaplab_method"  # checkpoint entry naming the method's class, for load_method
@@ -94,7 +86,7 @@ class FaceSwapMethod(L.LightningModule):
         A single `source` is used for every target. Landmarks are (68, 2) or (B, 68, 2) pixel coordinates of
         the crops, numpy or tensor. Identity-specific methods ignore `source` and swap in `direction`
         (``"AtoB"``: targets are faces of A, the outputs have B's identity). Methods with a fixed crop size
-        (``image_size``) need crops of that size. Missing landmarks: the landmark warp detects them with dlib;
+        (``image_size``) swap crops of any square size: they are resized to it and the output back. Missing landmarks: the landmark warp detects them with dlib;
         DeepFakes takes the crops as already aligned; pix2pix raises ``ValueError`` (pass the crop's landmarks,
         e.g. from :func:`faceswaplab.data.preparation.prepare`'s ``index.jsonl``, or use :func:`faceswaplab.swapping.swap_media`
         on whole photos and videos).
@@ -111,29 +103,31 @@ class FaceSwapMethod(L.LightningModule):
         >>> bool((out != target.image).any())  # the face changed
         True
         """
-        kind, target_t = _to_batch(target, self.device, "target")
-        n = target_t.shape[0]
+        kind, target_t = to_batch(target, self.device, "target")
+        n, crop = target_t.shape[0], target_t.shape[-1]
         source_t = None
         if source is not None:
-            _, source_t = _to_batch(source, self.device, "source")
+            _, source_t = to_batch(source, self.device, "source")
             if source_t.shape[0] == 1 and n > 1:
                 source_t = source_t.expand(n, -1, -1, -1)
             elif source_t.shape[0] != n:
                 raise ValueError(f"{source_t.shape[0]} source images for {n} targets (give one, or one per target)")
+        target_lm = to_landmarks(target_landmarks, n, self.device, "target_landmarks")
+        source_lm = to_landmarks(source_landmarks, n, self.device, "source_landmarks")
+        # Methods with a fixed crop size get the crops resized to it (landmarks in step), and the result resized
+        # back, so that crops of any size (prepare writes 256 px) go in and come out at their own size.
         size = self.hparams.get("image_size")
-        if size is not None and tuple(target_t.shape[-2:]) != (size, size):
-            raise ValueError(f"{type(self).__name__} swaps {size}x{size} crops, got target crops of "
-                             f"{target_t.shape[-1]}x{target_t.shape[-2]}: resize them first "
-                             f"(faceswaplab.images.resize_face keeps their landmarks in step)")
-        kwargs = dict(target_landmarks=_to_landmarks(target_landmarks, n, self.device, "target_landmarks"),
-                      source_landmarks=_to_landmarks(source_landmarks, n, self.device, "source_landmarks"),
-                      direction=direction)
+        if size is not None:
+            target_t, target_lm = resize_batch(target_t, target_lm, size)
+            if source_t is not None:
+                source_t, source_lm = resize_batch(source_t, source_lm, size)
+        kwargs = dict(target_landmarks=target_lm, source_landmarks=source_lm, direction=direction)
         if kind == "tensor":  # tensors pass straight through, on autograd's record
-            out = self.swap_tensors(target_t, source_t, **kwargs)
+            out, _ = resize_batch(self.swap_tensors(target_t, source_t, **kwargs), None, crop)
             return out.to(target.device) if target.ndim == 4 else out[0].to(target.device)
         with torch.no_grad():
-            out = self.swap_tensors(target_t, source_t, **kwargs)
-        return _from_batch(kind, out, target)
+            out, _ = resize_batch(self.swap_tensors(target_t, source_t, **kwargs), None, crop)
+        return from_batch(kind, out, target)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
@@ -181,62 +175,6 @@ class FaceSwapMethod(L.LightningModule):
         metrics = {"val/face_change": torch.stack(face).mean(), "val/background_l1": torch.stack(background).mean()}
         self.log_dict(metrics, batch_size=batch[key(IMAGE, "A")].shape[0])
         return metrics
-
-
-def _to_batch(images: Images, device: torch.device, role: str) -> tuple[str, Tensor]:
-    """(kind, (B, 3, H, W) float tensor in [-1, 1] on `device`); kind is "tensor", "numpy", "pil" or "list"."""
-    from PIL import Image
-
-    if isinstance(images, Tensor):
-        if not images.is_floating_point():
-            raise TypeError(f"{role}: tensors must be float in [-1, 1], got {images.dtype} "
-                            f"(numpy uint8 images are converted for you)")
-        if images.ndim not in (3, 4) or images.shape[-3] != 3:
-            raise ValueError(f"{role}: expected a tensor (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
-        x = images if images.ndim == 4 else images[None]
-        return "tensor", x.to(device)
-    if isinstance(images, Image.Image):
-        return "pil", to_tensor(np.asarray(images.convert("RGB")))[None].to(device)
-    if isinstance(images, np.ndarray):
-        if images.ndim not in (3, 4) or images.shape[-1] != 3:
-            raise ValueError(f"{role}: expected a numpy image (H, W, 3) or batch (B, H, W, 3), got {images.shape}")
-        x = to_tensor(images)  # raises for anything but uint8
-        return "numpy", (x if x.ndim == 4 else x[None]).to(device)
-    if isinstance(images, (list, tuple)) and images:
-        arrays = [np.asarray(im.convert("RGB")) if isinstance(im, Image.Image) else im for im in images]
-        if not all(isinstance(a, np.ndarray) and a.ndim == 3 and a.shape[-1] == 3 for a in arrays):
-            raise ValueError(f"{role}: a list must hold numpy images (H, W, 3) or PIL images")
-        if len({a.shape for a in arrays}) > 1:
-            shapes = sorted({a.shape for a in arrays})
-            raise ValueError(f"{role}: the images of a list must share one size, got {shapes}")
-        return "list", to_tensor(np.stack(arrays)).to(device)
-    raise TypeError(f"{role}: expected a tensor, a numpy image, a PIL image or a list of images, "
-                    f"got {type(images).__name__}")
-
-
-def _to_landmarks(landmarks: Landmarks, n: int, device: torch.device, role: str) -> Tensor | None:
-    """(68, 2) or (B, 68, 2), numpy or tensor -> a float (n, 68, 2) tensor on `device` (one set is shared)."""
-    if landmarks is None:
-        return None
-    lm = landmarks if isinstance(landmarks, Tensor) else torch.as_tensor(np.asarray(landmarks, np.float32))
-    lm = lm.to(device) if lm.is_floating_point() else lm.to(device, torch.float32)
-    if lm.ndim == 2:
-        lm = lm[None]
-    if lm.ndim != 3 or lm.shape[1:] != (68, 2) or lm.shape[0] not in (1, n):
-        raise ValueError(f"{role} must be (68, 2) or ({n}, 68, 2), got {tuple(lm.shape)}")
-    return lm.expand(n, -1, -1) if lm.shape[0] != n else lm
-
-
-def _from_batch(kind: str, out: Tensor, like: Images) -> Images:
-    """The swap result (B, 3, H, W) as the kind of image(s) `like` was."""
-    from PIL import Image
-
-    images = to_image(out)  # (B, H, W, 3) uint8
-    if kind == "pil":
-        return Image.fromarray(images[0])
-    if kind == "numpy":
-        return images if like.ndim == 4 else images[0]
-    return [Image.fromarray(im) if isinstance(src, Image.Image) else im for im, src in zip(images, like)]
 
 
 def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:

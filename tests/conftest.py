@@ -42,3 +42,34 @@ def compose_train(*overrides: str, run_dir=None):
 
     return compose("train", overrides, output_dir=run_dir)
 
+
+
+# Small runs: 32 px synthetic faces, batches of 4, 3 batches an epoch, no worker processes, no progress bar.
+SMALL = ["data.image_size=32", "data.batch_size=4", "data.num_workers=0", "data.persistent_workers=false",
+         "data.A.num_samples=40", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+         "trainer.enable_progress_bar=false", "callbacks.preview.pairs=2"]
+
+
+def method_class(name: str):
+    """The class that ``conf/method/<name>.yaml`` builds."""
+    from hydra.utils import get_class
+
+    from faceswaplab.methods.build import method_config
+
+    return get_class(method_config(name)._target_)
+
+
+def tiny(method: str, *overrides: str) -> list[str]:
+    """Overrides of conf/train.yaml for a small run of `method` with its class's ``tiny`` settings."""
+    settings = [f"method.{k}={v}" for k, v in method_class(method).tiny.items()]
+    return [f"method={method}", *settings, *SMALL, *overrides]
+
+
+def train_cli(run_dir, *overrides: str, **kw):
+    """``python -m faceswaplab.train`` into `run_dir` as a subprocess (stdout and stderr merged, text)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "faceswaplab.train", f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)

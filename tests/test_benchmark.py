@@ -13,8 +13,7 @@ from PIL import Image
 from faceswaplab.benchmarking import bootstrap_interval, run_benchmark
 from faceswaplab.config import compose
 from faceswaplab.train import train
-from conftest import compose_train
-from test_training import tiny
+from conftest import compose_train, tiny
 
 DATA = ["data.A.num_samples=40"]
 TRAINED_ROWS = ["~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes"]  # the defaults train for minutes
@@ -106,9 +105,7 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
 
 
 def test_benchmark_trains_rows_once_and_refuses_other_settings(tmp_path):
-    from test_training import SMALL, TINY
-
-    train = ["method=deepfakes", *TINY["deepfakes"], *SMALL, "trainer.max_epochs=1"]
+    train = tiny("deepfakes", "trainer.max_epochs=1")
     rows = f"+methods.df.train=[{','.join(repr(o) for o in train)}]"
     common = [*DATA, *TRAINED_ROWS, "~methods.landmark_warp", "data.image_size=32", "num_pairs=2",
               "gallery_per_identity=2", "bootstrap.resamples=50", f"train_dir={tmp_path / 'models'}"]

@@ -72,7 +72,7 @@ class Row:
     def describe(self) -> dict:
         kind = "reference" if self.reference else ("method" if not self.checkpoint else
                                                    "train" if self.entry.get("train") else "run")
-        return {"kind": kind, **{k: str(v) for k, v in self.entry.items()},
+        return {"kind": kind, "row": {k: str(v) for k, v in self.entry.items()},
                 "class": type(self.model).__qualname__ if self.model is not None else None,
                 "checkpoint": str(self.checkpoint) if self.checkpoint else None}
 

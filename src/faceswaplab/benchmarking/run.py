@@ -131,7 +131,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                 v = m.compute()
                 v = v[0] if isinstance(v, tuple) else v
                 values[mname] = {"mean": float(v), "lo": math.nan, "hi": math.nan, "n": len(pairs), "failed": 0}
-        results.append({"method": name, **row.describe(), "metrics": values, "speed": speed})
+        results.append({**row.describe(), "method": name, "metrics": values, "speed": speed})
         log.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in values.items()})
 
     files = write_results(out_dir, cfg, data_cfg, results, unavailable, pairs_record(pairs, dm), directions, embedder,

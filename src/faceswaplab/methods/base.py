@@ -9,7 +9,9 @@ A method is a :class:`lightning.LightningModule` subclass of :class:`FaceSwapMet
   :meth:`FaceSwapMethod.swap`, which also takes numpy and PIL images and converts them for ``swap_tensors``;
 * sets the class attributes ``trainable`` (False: ``train`` runs no optimisation steps) and
   ``identity_specific`` (True: trained on the two identities A and B of a pair data module; ``swap`` then takes a
-  ``direction`` and may ignore ``source``);
+  ``direction`` and may ignore ``source``), and for the contract tests ``tiny`` (constructor arguments of a model
+  that trains in seconds) and ``fit_loss`` (the logged loss that must fall, ``train/loss`` by default);
+* logs its training losses under ``train/`` (``self.log("train/loss_G_A", ...)``): the NaN guard watches those;
 * calls ``self.save_hyperparameters()`` in ``__init__``, so that a checkpoint holds its settings and
   ``<Class>.load_from_checkpoint(path)`` (or :func:`load_method`, which needs no class) rebuilds it;
 * says in its class docstring what it reads from the batch (keys of :mod:`faceswaplab.data.schema`).
@@ -62,6 +64,11 @@ class FaceSwapMethod(L.LightningModule):
 
     trainable: ClassVar[bool] = True
     identity_specific: ClassVar[bool] = False
+    # Constructor arguments of a model small enough to train a few steps in seconds on 32 px faces (the
+    # contract tests and smoke runs use them: `method.<key>=<value>` overrides of its config).
+    tiny: ClassVar[dict[str, Any]] = {}
+    # The logged training value that must fall when the method fits a handful of faces (the contract tests).
+    fit_loss: ClassVar[str] = "train/loss"
 
     def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
                      source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:

@@ -69,6 +69,8 @@ class CycleGAN(FaceSwapMethod):
     """
 
     identity_specific = True
+    tiny = {"gen_width": 8, "gen_blocks": 2, "disc_width": 8}
+    fit_loss = "train/loss_cycle_A"
 
     def __init__(
         self,

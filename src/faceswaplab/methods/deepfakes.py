@@ -39,6 +39,8 @@ class DeepFakes(FaceSwapMethod):
     """
 
     identity_specific = True
+    tiny = {"enc_width": 8, "latent": 32, "dense_channels": 32, "code_channels": 16, "dec_width": 16, "lr": 1e-3}
+    fit_loss = "train/loss_A"
 
     def __init__(
         self,

@@ -73,6 +73,8 @@ class Pix2Pix(FaceSwapMethod):
     """
 
     identity_specific = True
+    tiny = {"gen_width": 8, "disc_width": 8, "disc_layers": 2, "lr": 1e-3}
+    fit_loss = "train/loss_G_L1_A"
 
     def __init__(
         self,

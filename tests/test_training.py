@@ -68,6 +68,7 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
     assert wandb.run is None  # train() ended its run: a next train() in this process gets its own
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     logged = read_wandb_run(run)
+    assert logged["complete"]
     keys = set().union(*logged["history"])
     assert {"train/loss_cycle_A", "train/loss_D_B", "val/face_change", "perf/images_per_sec"} <= keys
     assert logged["config"]["config"]["method"]["lambda_A"] == 10.0

@@ -52,14 +52,17 @@ def finish_wandb_runs(loggers) -> None:
             lg.experiment.finish()
 
 
-def read_wandb_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+def read_wandb_run(run_dir: str | os.PathLike, wait: float = 60.0) -> dict[str, Any]:
     """Read back an offline W&B run folder (``.../wandb/offline-run-*``) without the network.
 
-    Returns ``{"history": [row, ...], "summary": {...}, "config": {...}, "media": [paths]}``; each history row maps
-    metric names to values as logged. Useful to check a run before ``wandb sync`` and in tests.
+    Returns ``{"history": [row, ...], "summary": {...}, "config": {...}, "media": [paths], "complete": bool}``;
+    each history row maps metric names to values as logged. W&B's service writes the file in the background and
+    may still be flushing it when ``run.finish()`` returns: a file without its closing ``exit`` record is read
+    again until it has one, for up to `wait` seconds (``complete`` says whether it came). Useful to check a run
+    before ``wandb sync`` and in tests.
     """
     import json
-    import struct
+    import time
 
     from wandb.proto import wandb_internal_pb2
 
@@ -67,9 +70,37 @@ def read_wandb_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     files = sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file (is this an offline W&B run folder?)")
-    data = files[0].read_bytes()
+    deadline = time.monotonic() + wait
+    while True:
+        records = [wandb_internal_pb2.Record.FromString(raw) for raw in _wandb_records(files[0])]
+        complete = any(r.WhichOneof("record_type") == "exit" for r in records)
+        if complete or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    def items(seq) -> dict[str, Any]:
+        return {(it.key or "/".join(it.nested_key)): json.loads(it.value_json) for it in seq}
+
+    out: dict[str, Any] = {"history": [], "summary": {}, "config": {}, "complete": complete,
+                           "media": sorted(run_dir.glob("files/media/**/*.*"))}
+    for rec in records:
+        kind = rec.WhichOneof("record_type")
+        if kind == "history":
+            out["history"].append(items(rec.history.item))
+        elif kind == "summary":
+            out["summary"].update(items(rec.summary.update))
+        elif kind == "config":
+            out["config"].update(items(rec.config.update))
+    return out
+
+
+def _wandb_records(path: Path) -> list[bytes]:
+    """The serialised records of a W&B run file."""
+    import struct
+
+    data = path.read_bytes()
     if data[:4] != b":W&B":
-        raise ValueError(f"{files[0]}: not a W&B run file")
+        raise ValueError(f"{path}: not a W&B run file")
     # The file is a LevelDB-style log: 32 KiB blocks of chunks, each with a 7-byte header (crc, length, type)
     # after a 7-byte file header; records longer than a block are split into first/middle/last chunks.
     block, pos, pending, records = 32768, 7, b"", []
@@ -92,19 +123,4 @@ def read_wandb_run(run_dir: str | os.PathLike) -> dict[str, Any]:
             pending += chunk
         elif kind == 4:
             records.append(pending + chunk)
-
-    def items(seq) -> dict[str, Any]:
-        return {(it.key or "/".join(it.nested_key)): json.loads(it.value_json) for it in seq}
-
-    out: dict[str, Any] = {"history": [], "summary": {}, "config": {}, "media": sorted(run_dir.glob("files/media/**/*.*"))}
-    for raw in records:
-        rec = wandb_internal_pb2.Record()
-        rec.ParseFromString(raw)
-        kind = rec.WhichOneof("record_type")
-        if kind == "history":
-            out["history"].append(items(rec.history.item))
-        elif kind == "summary":
-            out["summary"].update(items(rec.summary.update))
-        elif kind == "config":
-            out["config"].update(items(rec.config.update))
-    return out
+    return records

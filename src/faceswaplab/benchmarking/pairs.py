@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("faceswaplab.benchmark")
@@ -86,13 +86,53 @@ def pairs_record(pairs, dm) -> dict:
             "pairs": [{"source": list(dm.sample_key(s)), "target": list(dm.sample_key(t))} for s, t in pairs]}
 
 
-def detect(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Landmarks (B, 68, 2) of `images` in their own pixels, detected on a copy upscaled to `size`."""
-    from faceswaplab.metrics import detect_landmarks
+def other_source_refs(dm, pairs, seed: int) -> list:
+    """For each pair, another test sample of the source's identity (seeded; never the source itself): the
+    ``source_other`` reference, a real photo of the source in another pose and expression."""
+    from faceswaplab.data.datamodule import SampleRef
 
-    h = images.shape[-1]
-    if h >= size:
-        return detect_landmarks(images)
-    big = F.interpolate(images.float().cpu(), size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-    # Pixel centres at integers: x_small = (x_big + 0.5) * h / size - 0.5.
-    return (detect_landmarks(big) + 0.5) * (h / size) - 0.5
+    rng = np.random.default_rng([int(seed), 13])
+    test = dm.dataset("test")
+    refs = []
+    for s, _ in pairs:
+        n = len((test.a, test.b)[s.identity])
+        if n < 2:
+            raise ValueError(f"the source_other reference needs two test images of {dm.identity_names[s.identity]}")
+        k = int(rng.integers(n - 1))
+        refs.append(SampleRef(s.identity, k + (k >= s.index)))
+    return refs
+
+
+def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
+    """Images of every gallery identity: ``per_identity`` test images of each identity of the data module, then
+    each distractor identity of ``cfg.distractors`` (identity sets; names already in the data are skipped).
+
+    Returns ``({"image", "landmarks", "identity"}, names)``: identities number the data module's first (as in its
+    batches), then the distractors'.
+    """
+    from torch.utils.data import default_collate
+
+    from faceswaplab.data.datamodule import SampleRef
+    from faceswaplab.data.datasets import FaceDataset
+
+    per = int(cfg.per_identity)
+    rng = np.random.default_rng([int(seed), 11])
+    names = list(dm.identity_names)
+    test = dm.dataset("test")
+    parts = [dm.load([SampleRef(k, int(i)) for i in rng.permutation(len(part))[:per]])
+             for k, part in enumerate((test.a, test.b))]
+    for spec in cfg.get("distractors") or []:
+        identity_set = hydra.utils.instantiate(spec)
+        identity_set.configure(dm.cache_dir, dm.prepare_options)
+        identity_set.prepare()
+        for source in identity_set.sources():
+            if source.name in names:  # the pair's own identities are in the gallery already
+                continue
+            source.prepare(dm.cache_dir)
+            ids = source.sample_ids()  # never trained on: any of them
+            ids = [ids[i] for i in sorted(rng.permutation(len(ids))[:per])]
+            ds = FaceDataset(source, ids, identity=len(names), image_size=dm.image_size)
+            parts.append(default_collate([ds[i] for i in range(len(ds))]))
+            names.append(source.name)
+    batch = {k: torch.cat([p[k] for p in parts]) for k in ("image", "landmarks", "identity")}
+    return batch, names

@@ -15,7 +15,10 @@ from faceswaplab.io import write_json
 
 log = logging.getLogger("faceswaplab.benchmark")
 
-REFERENCES = ("target", "source")
+# Reference rows, measured through the same path as the methods: the target left as it is (no identity moved, all
+# attributes kept), the source photo itself (all identity, none of the target's attributes), and another photo of
+# the source identity (a realistic identity ceiling: what a real photo of that person scores).
+REFERENCES = ("target", "source", "source_other")
 # Data-module keys a training preset may change without changing which faces the benchmark evaluates.
 LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
 
@@ -29,7 +32,7 @@ class Row:
         kinds = [k for k in ("run", "method", "reference") if entry.get(k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"methods.{name}: give exactly one of train=[overrides], run=<run dir>, "
-                             f"method=<conf/method name> or reference=target|source, got {dict(entry)}")
+                             f"method=<conf/method name> or reference={'|'.join(REFERENCES)}, got {dict(entry)}")
         if "reference" in kinds:
             if entry["reference"] not in REFERENCES:
                 raise ValueError(f"methods.{name}.reference must be one of {REFERENCES}, got {entry['reference']!r}")
@@ -54,10 +57,11 @@ class Row:
 
     @torch.no_grad()
     def swap(self, batch: dict, direction: list[str]) -> torch.Tensor:
-        """Outputs (B, 3, H, W) for source/target batch halves ``batch["source"]``, ``batch["target"]``."""
+        """Outputs (B, 3, H, W) for the pairs of ``batch["source"]``, ``batch["target"]`` (and
+        ``batch["source_other"]``, another photo of each source identity, for that reference)."""
         s, t = batch["source"], batch["target"]
         if self.reference is not None:
-            return (t if self.reference == "target" else s)["image"].clone()
+            return batch[self.reference]["image"].clone()
         out = torch.empty_like(t["image"])
         # Identity-specific methods take the direction per pair; run each direction's pairs together.
         for d in sorted(set(direction)):

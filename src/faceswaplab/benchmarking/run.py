@@ -12,9 +12,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from faceswaplab.benchmarking.pairs import data_module, detect, pairs_record, read_pairs, subset
+from faceswaplab.benchmarking.pairs import (data_module, gallery_images, other_source_refs, pairs_record,
+                                            read_pairs, subset)
 from faceswaplab.benchmarking.report import log_to_wandb, write_results
 from faceswaplab.benchmarking.rows import Row, resolve_rows
+from faceswaplab.benchmarking.significance import paired_tests
 from faceswaplab.benchmarking.stats import bootstrap_interval
 from faceswaplab.callbacks import peak_memory_mb
 
@@ -24,118 +26,145 @@ log = logging.getLogger("faceswaplab.benchmark")
 def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Run the benchmark of a composed ``conf/benchmark.yaml`` config; writes the result files into
     ``cfg.out_dir`` and returns ``{"results": [row dict per method], "unavailable": {metric: reason},
-    "files": {name: path}}``."""
-    from faceswaplab.data.datamodule import SampleRef
-    from faceswaplab.metrics import build_metrics, identity_gallery
+    "files": {name: path}, "significance": [paired tests], "calibration": {...}}``."""
+    from faceswaplab.metrics import build_metrics, identity_gallery, predict_landmarks
 
-    if cfg.reference_landmarks not in ("ground_truth", "detect"):
-        raise ValueError(f"reference_landmarks must be ground_truth or detect, got {cfg.reference_landmarks!r}")
     out_dir = Path(cfg.out_dir)
     device = torch.device(cfg.device)
     entries = resolve_rows(cfg)  # trains what needs training first
-    torch.manual_seed(int(cfg.seed))
     dm, data_cfg = data_module(cfg, entries)
-    size = int(data_cfg.image_size)
+    size, seed = int(data_cfg.image_size), int(cfg.seed)
 
     # Pairs: (source, target) refs of the test split; direction names the target's side then the source's.
-    if cfg.get("pairs_file"):
-        pairs = read_pairs(cfg.pairs_file, dm)
-    else:
-        pairs = dm.test_pairs(int(cfg.num_pairs), seed=int(cfg.seed))
+    pairs = read_pairs(cfg.pairs_file, dm) if cfg.get("pairs_file") else dm.test_pairs(int(cfg.num_pairs), seed=seed)
     source = dm.load([s for s, _ in pairs])
     target = dm.load([t for _, t in pairs])
+    other = dm.load(other_source_refs(dm, pairs, seed))
     sides = "AB"
     directions = [f"{sides[t.identity]}to{sides[s.identity]}" for s, t in pairs]
+    n = len(pairs)
 
     rows = {name: Row(name, entry, data_cfg, device) for name, entry in entries.items()}
-    metrics_all, unavailable = build_metrics(list(cfg.metrics), "cpu", embedder=cfg.embedder, image_size=size)
+    names = list(cfg.metrics)
+    metrics_all, unavailable = build_metrics(names, "cpu", embedder=cfg.embedder, image_size=size)
     embedder = next((m.embedder for m in metrics_all.values() if hasattr(m, "embedder")), None)
 
-    # Gallery: per-identity mean embedding of test images (seeded choice).
-    gallery = None
-    if embedder is not None and "identity_retrieval" in metrics_all:
-        rng = np.random.default_rng([int(cfg.seed), 11])
-        imgs, lms, ids = [], [], []
-        test = dm.dataset("test")
-        for k, part in enumerate((test.a, test.b)):
-            pick = rng.permutation(len(part))[: int(cfg.gallery_per_identity)]
-            b = dm.load([SampleRef(k, int(i)) for i in pick])
-            imgs.append(b["image"]), lms.append(b["landmarks"]), ids.append(b["identity"])
-        gallery = identity_gallery(embedder.embed(torch.cat(imgs), torch.cat(lms)), torch.cat(ids))
+    # Landmarks every row's outputs are measured with: the shape predictor inside the aligned crop's known face box,
+    # so every output has them; the references' images take exactly the same path.
+    predict = lambda images: predict_landmarks(images, int(cfg.detect_size))  # noqa: E731
+    source_lm, target_lm = predict(source["image"]), predict(target["image"])
 
-    target_lm = target["landmarks"].double()
-    results, outputs_for_grid = [], {}
-    boot = cfg.bootstrap
-    for row_i, (name, row) in enumerate(rows.items()):
+    calibration: dict[str, Any] = {"pairs": n}
+    gallery = threshold = None
+    if embedder is not None:
+        g, gallery_names = gallery_images(dm, cfg.gallery, seed)
+        g_emb = embedder.embed(g["image"], predict(g["image"]))
+        gallery = identity_gallery(g_emb, g["identity"])
+        calibration["gallery_identities"] = len(gallery_names)
+        calibration["gallery_images"] = len(g_emb)
+        for mname in ("identity_retrieval", "identity_retrieval_top5"):
+            if mname in metrics_all:
+                calibration[f"{mname}_chance"] = min(metrics_all[mname].k, len(gallery_names)) / len(gallery_names)
+        if "identity_match" in metrics_all:
+            threshold, how = _match_threshold(cfg.match_threshold, embedder, g_emb, g["identity"])
+            calibration.update(match_threshold=threshold, match_threshold_from=how)
+
+    results, outputs, per_sample = [], {}, {}
+    for j, (name, row) in enumerate(rows.items()):
         metrics, _ = build_metrics(list(metrics_all), "cpu", embedder=embedder, image_size=size)
-        if gallery is not None and "identity_retrieval" in metrics:
-            metrics["identity_retrieval"].set_gallery(*gallery)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        bs = int(cfg.batch_size)
-        chunks = [list(range(i, min(i + bs, len(pairs)))) for i in range(0, len(pairs), bs)]
-        row.swap({"source": subset(source, chunks[0][:1]), "target": subset(target, chunks[0][:1])},
-                 directions[:1])  # warm-up
-        outs, elapsed = [], 0.0
-        for ch in chunks:
-            b = {"source": subset(source, ch), "target": subset(target, ch)}
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            outs.append(row.swap(b, [directions[i] for i in ch]))
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            elapsed += time.perf_counter() - t0
-        output = torch.cat(outs)  # (N, 3, H, W)
-        outputs_for_grid[name] = output
-        speed = {"latency_ms": 1000 * elapsed / len(pairs), "peak_memory_mb": peak_memory_mb(device),
-                 "train_images_per_sec": row.train_throughput()}
-
-        # Landmarks of the output: known for the reference rows (ground_truth mode), detected otherwise.
-        if row.reference is not None and cfg.reference_landmarks == "ground_truth":
-            out_lm = (target if row.reference == "target" else source)["landmarks"].double()
-        elif any(n in metrics for n in ("landmark_nme", "pose_error", "expression_error")):
-            out_lm = detect(output, int(cfg.detect_size))
-        else:
-            out_lm = None
-        # Geometry for the embedder: the source row shows the source's face, every other row the target's.
-        embed_lm = source["landmarks"] if row.reference == "source" else target["landmarks"]
-
+        for mname in ("identity_retrieval", "identity_retrieval_top5"):
+            if mname in metrics:
+                metrics[mname].set_gallery(*gallery)
+        if "identity_match" in metrics:
+            metrics["identity_match"].threshold = threshold
+        output, speed = _swap_all(row, source, target, other, directions, int(cfg.batch_size), device, seed)
+        speed["train_images_per_sec"] = row.train_throughput()
+        outputs[name] = output
+        out_lm = predict(output)
         for mname, m in metrics.items():
-            if mname == "identity_similarity":
-                m.update(output, source["image"], output_landmarks=embed_lm, source_landmarks=source["landmarks"])
-            elif mname == "identity_retrieval":
-                m.update(output, source["identity"], output_landmarks=embed_lm)
-            elif mname == "landmark_nme":
-                m.update(target_lm, output_landmarks=out_lm)
-            elif mname == "pose_error":
-                m.update(target_lm, output_landmarks=out_lm)
-            elif mname == "expression_error":
-                m.update(target_lm, output_landmarks=out_lm)
-            elif mname == "background_lpips":
-                m.update(output, target["image"], mask=target["mask"])
-            elif mname in ("lpips", "ssim", "psnr"):
-                m.update(output, target["image"])
-            elif mname in ("fid", "kid"):
-                m.update(target["image"], real=True)
-                m.update(output, real=False)
+            _update(mname, m, output, out_lm, source, source_lm, target, target_lm)
 
         values: dict[str, Any] = {}
-        for j, (mname, m) in enumerate(metrics.items()):
+        per_sample[name] = {}
+        for k, (mname, m) in enumerate(metrics.items()):
             if hasattr(m, "per_sample"):
                 per = m.per_sample().numpy()
-                mean, lo, hi, n = bootstrap_interval(per, int(boot.resamples), float(boot.confidence),
-                                                     seed=int(cfg.seed) * 1000 + j)
-                values[mname] = {"mean": mean, "lo": lo, "hi": hi, "n": n, "failed": int(np.isnan(per).sum())}
-            else:  # set-level metrics (FID, KID): one value, no interval
+                per_sample[name][mname] = per
+                mean, lo, hi, count = bootstrap_interval(per, int(cfg.bootstrap.resamples),
+                                                         float(cfg.bootstrap.confidence), seed=seed * 1000 + k)
+                values[mname] = {"mean": mean, "lo": lo, "hi": hi, "n": count, "failed": int(np.isnan(per).sum())}
+            else:  # set-level metrics (FID, KID, identity_fd): one value, no interval
                 v = m.compute()
                 v = v[0] if isinstance(v, tuple) else v
-                values[mname] = {"mean": float(v), "lo": math.nan, "hi": math.nan, "n": len(pairs), "failed": 0}
+                values[mname] = {"mean": float(v), "lo": math.nan, "hi": math.nan, "n": n, "failed": 0}
         results.append({**row.describe(), "method": name, "metrics": values, "speed": speed})
         log.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in values.items()})
 
+    tests = paired_tests(per_sample, float(cfg.significance.alpha))
     files = write_results(out_dir, cfg, data_cfg, results, unavailable, pairs_record(pairs, dm), directions, embedder,
-                   source, target, outputs_for_grid)
+                          source, target, outputs, calibration, tests)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         files["wandb"] = log_to_wandb(cfg, results, files, dm.identity_names)
-    return {"results": results, "unavailable": unavailable, "files": files}
+    return {"results": results, "unavailable": unavailable, "files": files, "significance": tests,
+            "calibration": calibration}
+
+
+def _swap_all(row, source, target, other, directions, batch_size, device, seed):
+    """All outputs of a row (N, 3, H, W), one warm-up batch first, with latency and peak memory."""
+    n = len(directions)
+    chunks = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    halves = lambda idx: {"source": subset(source, idx), "target": subset(target, idx),  # noqa: E731
+                          "source_other": subset(other, idx)}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    row.swap(halves(chunks[0][:1]), directions[:1])  # warm-up
+    torch.manual_seed(seed)  # methods that sample in swap (pix2pix's dropout) give the same outputs every run
+    outs, elapsed = [], 0.0
+    for ch in chunks:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        outs.append(row.swap(halves(ch), [directions[i] for i in ch]))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed += time.perf_counter() - t0
+    return torch.cat(outs), {"latency_ms": 1000 * elapsed / n, "peak_memory_mb": peak_memory_mb(device)}
+
+
+def _update(name, m, output, out_lm, source, source_lm, target, target_lm) -> None:
+    """Feed one metric the row's outputs with what it compares them to."""
+    if name in ("identity_similarity", "identity_match"):
+        m.update(output, source["image"], output_landmarks=out_lm, source_landmarks=source_lm)
+    elif name in ("identity_retrieval", "identity_retrieval_top5"):
+        m.update(output, source["identity"], output_landmarks=out_lm)
+    elif name == "face_detected":
+        m.update(output)
+    elif name in ("landmark_nme", "pose_error", "expression_error"):
+        m.update(target["landmarks"].double(), output_landmarks=out_lm)
+    elif name in ("pose_error_source", "expression_error_source"):
+        m.update(source["landmarks"].double(), output_landmarks=out_lm)
+    elif name == "background_lpips":
+        m.update(output, target["image"], mask=target["mask"])
+    elif name in ("lpips", "ssim", "psnr"):
+        m.update(output, target["image"])
+    elif name == "identity_fd":
+        m.update(target["image"], real=True, landmarks=target_lm)
+        m.update(output, real=False, landmarks=out_lm)
+    elif name in ("fid", "kid"):
+        m.update(target["image"], real=True)
+        m.update(output, real=False)
+    else:
+        raise ValueError(f"the benchmark does not know how to feed metric {name!r}")
+
+
+def _match_threshold(setting, embedder, embeddings, identities) -> tuple[float, str]:
+    """The verification threshold (cosine) of identity_match and where it comes from."""
+    from faceswaplab.metrics import equal_error_threshold
+
+    if setting not in (None, "auto"):
+        return float(setting), "config"
+    own = getattr(embedder, "match_threshold", None)
+    if own is not None:
+        return float(own), f"{embedder.name} embedder's operating threshold"
+    t, eer = equal_error_threshold(embeddings, identities)
+    return t, f"equal-error threshold on the gallery images (EER {eer:.3f})"

@@ -9,13 +9,19 @@ name (:func:`build_metrics`) class                         measures
 ==========================  ============================  =====================================================
 ``identity_similarity``     :class:`IdentitySimilarity`   cosine similarity of output and source embeddings
 ``identity_retrieval``      :class:`IdentityRetrieval`    top-1: the output's nearest gallery identity is the source
+``identity_retrieval_top5`` :class:`IdentityRetrieval`    top-5: the source is among the 5 nearest identities
+``identity_match``          :class:`IdentityMatch`        a verifier accepts the output as the source (threshold)
+``face_detected``           :class:`FaceDetected`         a face detector finds a face in the output
 ``landmark_nme``            :class:`LandmarkNME`          landmark error vs target, / inter-ocular distance
 ``pose_error``              :class:`HeadPoseError`        yaw/pitch/roll error vs target (degrees)
 ``expression_error``        :class:`ExpressionError`      brow/eye/mouth configuration error vs target
+``pose_error_source``       :class:`HeadPoseError`        the same vs the source (copying the source's pose)
+``expression_error_source`` :class:`ExpressionError`      the same vs the source (copying its expression)
 ``lpips``                   :class:`LPIPS`                perceptual distance (reconstruction)
 ``background_lpips``        :class:`BackgroundLPIPS`      perceptual distance outside the face (swap vs target)
 ``ssim`` / ``psnr``         :class:`SSIM` / :class:`PSNR`  reconstruction fidelity
 ``fid`` / ``kid``           :class:`FID` / :class:`KID`    realism of the output set vs the target set
+``identity_fd``             :class:`IdentityFeatureFD`    Fréchet distance on identity features (offline stand-in)
 ==========================  ============================  =====================================================
 
 Offline: a metric whose weights or package are missing raises a :class:`MetricUnavailable` subclass naming the
@@ -24,14 +30,15 @@ file or package; :func:`build_metrics` collects those as reasons and builds ever
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 import torch
 from torchmetrics import Metric
 
 from faceswaplab.metrics.attributes import (
-    ExpressionError, HeadPoseError, LandmarkNME, detect_landmarks, expression_error, head_pose, interocular_distance,
-    expression_residuals, landmark_nme, pose_error,
+    ExpressionError, HeadPoseError, LandmarkNME, detect_landmarks, expression_error, expression_residuals, head_pose,
+    interocular_distance, landmark_nme, pose_error, predict_landmarks, template_face_box,
 )
 from faceswaplab.metrics.base import PerSampleMetric
 from faceswaplab.metrics.embedders import (
@@ -39,30 +46,38 @@ from faceswaplab.metrics.embedders import (
     build_embedder, pair_auc, roc_auc, synthetic_auc, train_synthetic_embedder,
 )
 from faceswaplab.metrics.identity import (
-    IdentityRetrieval, IdentitySimilarity, identity_gallery, identity_retrieval, identity_similarity,
+    IdentityMatch, IdentityRetrieval, IdentitySimilarity, equal_error_threshold, identity_gallery, identity_match,
+    identity_retrieval, identity_similarity,
 )
 from faceswaplab.metrics.perceptual import (
     LPIPS, PSNR, SSIM, BackgroundLPIPS, background_lpips, lpips_distance, lpips_model, peak_snr,
     structural_similarity,
 )
-from faceswaplab.metrics.realism import FID, KID, frechet_distance, kernel_distance
+from faceswaplab.metrics.presence import FaceDetected, face_detected
+from faceswaplab.metrics.realism import FID, KID, IdentityFeatureFD, frechet_distance, kernel_distance
 from faceswaplab.metrics.weights import DependencyUnavailable, MetricUnavailable, WeightsUnavailable
 
 METRICS = {
     "identity_similarity": IdentitySimilarity,
     "identity_retrieval": IdentityRetrieval,
+    "identity_retrieval_top5": functools.partial(IdentityRetrieval, k=5),
+    "identity_match": IdentityMatch,
+    "face_detected": FaceDetected,
     "landmark_nme": LandmarkNME,
     "pose_error": HeadPoseError,
     "expression_error": ExpressionError,
+    "pose_error_source": HeadPoseError,
+    "expression_error_source": ExpressionError,
     "lpips": LPIPS,
     "background_lpips": BackgroundLPIPS,
     "ssim": SSIM,
     "psnr": PSNR,
     "fid": FID,
     "kid": KID,
+    "identity_fd": IdentityFeatureFD,
 }
-_IDENTITY = ("identity_similarity", "identity_retrieval")
-_SIZED = ("pose_error", "expression_error")
+_IDENTITY = ("identity_similarity", "identity_retrieval", "identity_retrieval_top5", "identity_match", "identity_fd")
+_SIZED = ("pose_error", "expression_error", "pose_error_source", "expression_error_source")
 
 
 def build_metrics(names: Iterable[str] | None = None, device: str | torch.device = "cpu",
@@ -124,11 +139,12 @@ def build_metrics(names: Iterable[str] | None = None, device: str | torch.device
 
 __all__ = [
     "BackgroundLPIPS", "DEFAULT_EMBEDDER", "DependencyUnavailable", "DlibEmbedder", "EMBEDDERS", "ExpressionError",
-    "FID", "FaceEmbedder", "FacenetEmbedder", "HeadPoseError", "IdentityRetrieval", "IdentitySimilarity", "KID",
+    "FID", "FaceDetected", "FaceEmbedder", "FacenetEmbedder", "HeadPoseError", "IdentityFeatureFD", "IdentityMatch",
+    "IdentityRetrieval", "IdentitySimilarity", "KID",
     "LPIPS", "LandmarkNME", "METRICS", "MetricUnavailable", "PSNR", "PerSampleMetric", "SSIM", "ArcfaceEmbedder",
     "SyntheticEmbedder", "WeightsUnavailable", "background_lpips", "build_embedder", "build_metrics",
-    "detect_landmarks", "expression_error", "frechet_distance", "head_pose", "identity_gallery",
-    "identity_retrieval", "identity_similarity", "interocular_distance", "kernel_distance", "landmark_nme",
+    "detect_landmarks", "equal_error_threshold", "expression_error", "face_detected", "frechet_distance",
+    "head_pose", "identity_gallery", "identity_match", "identity_retrieval", "identity_similarity", "interocular_distance", "kernel_distance", "landmark_nme",
     "lpips_distance", "lpips_model", "expression_residuals", "pair_auc", "peak_snr", "pose_error", "roc_auc",
-    "structural_similarity", "synthetic_auc", "train_synthetic_embedder",
+    "predict_landmarks", "structural_similarity", "synthetic_auc", "template_face_box", "train_synthetic_embedder",
 ]

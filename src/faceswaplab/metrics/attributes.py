@@ -179,6 +179,55 @@ def detect_landmarks(images: torch.Tensor, backend=None, pad: float = 0.5) -> to
     return torch.as_tensor(out)
 
 
+def template_face_box(size: int, margin: float | None = None) -> np.ndarray:
+    """``[x0, y0, x1, y1]``: where dlib's HOG detector boxes the face of an aligned crop of `size` px.
+
+    The median detection box on aligned synthetic renders, relative to the template's landmark box
+    (``experiments/scripts/template_face_box.py``); the crop is aligned, so the box is known without detecting.
+    """
+    from faceswaplab.faces.template import DEFAULT_MARGIN, canonical_landmarks
+
+    lm = canonical_landmarks(size, DEFAULT_MARGIN if margin is None else margin)
+    (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+    w, h = x1 - x0, y1 - y0
+    return np.array([x0 - 0.080 * w, y0 - 0.116 * h, x1 + 0.031 * w, y1 + 0.029 * h])
+
+
+def predict_landmarks(images: torch.Tensor, size: int | None = None, margin: float | None = None) -> torch.Tensor:
+    """68 landmarks of every aligned crop (B, 3, H, W) in [-1, 1]: dlib's shape predictor run inside the
+    :func:`template_face_box`, with no detection step, so every output gets landmarks (a crop that holds no face
+    gets a face-shaped guess far from the target's, which the attribute metrics then score as such).
+
+    Crops are upscaled to `size` px first when smaller (the predictor needs detail); (B, 68, 2) float64 pixels of
+    the crops as given.
+    """
+    import torch.nn.functional as F
+
+    from faceswaplab.metrics.embedders import to_uint8
+
+    h = images.shape[-1]
+    big = max(h, int(size or h))
+    x = images.float().cpu()
+    if big != h:
+        x = F.interpolate(x, size=(big, big), mode="bicubic", align_corners=False).clamp(-1, 1)
+    box = template_face_box(big, margin)[None]
+    predictor = _landmark_predictor()
+    lms = np.stack([predictor(img, box)[0] for img in to_uint8(x)])
+    return torch.as_tensor((lms + 0.5) * (h / big) - 0.5)
+
+
+_PREDICTOR = None
+
+
+def _landmark_predictor():
+    global _PREDICTOR
+    if _PREDICTOR is None:
+        from faceswaplab.faces.backends import DlibLandmarks
+
+        _PREDICTOR = DlibLandmarks()
+    return _PREDICTOR
+
+
 _BACKEND = None
 
 

@@ -11,6 +11,10 @@ a domain-specific network for the synthetic faces. Both metrics are set-level: t
 (KID reports its spread over random subsets). ``update(images, real: bool)``: real = target frames, fake = outputs.
 
 Functional twins on features: :func:`frechet_distance`, :func:`kernel_distance` (numpy/scipy, float64).
+
+Preprocessing: with Inception, crops in [-1, 1] become uint8 RGB and torch-fidelity's network resizes them to
+299 x 299 (bilinear) inside, the convention of the reference FID code; KID uses subsets of at most the smaller set's
+size.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -108,6 +113,26 @@ class KID(_FeatureInput, KernelInceptionDistance):
     def update(self, images: torch.Tensor, real: bool) -> None:
         super().update(self._prepare(images), real)
 
+    def compute(self):
+        # torchmetrics refuses subsets larger than a set; a benchmark of a few dozen pairs then cannot report KID
+        # at the default size. Subsets of at most the smaller set's size keep the estimator unbiased.
+        n = min(sum(len(f) for f in self.real_features), sum(len(f) for f in self.fake_features))
+        size = self.subset_size
+        self.subset_size = min(size, n)
+        try:
+            return super().compute()
+        finally:
+            self.subset_size = size
+
+
+def few_samples_note(samples: int, dimensions: int) -> str | None:
+    """A warning for a set-level distance estimated from fewer samples than feature dimensions (the covariance is
+    then singular and the value strongly biased with the sample count: compare only at equal sample counts)."""
+    if samples < dimensions:
+        return (f"estimated from {samples} samples per set for {dimensions}-d features (fewer samples than "
+                "dimensions: biased upwards; compare only values from equal sample counts)")
+    return None
+
 
 def frechet_distance(real_features, fake_features) -> float:
     """The Fréchet distance between Gaussians fitted to (N, D) and (M, D) feature sets (scipy ``sqrtm``)."""
@@ -119,7 +144,8 @@ def frechet_distance(real_features, fake_features) -> float:
     root = linalg.sqrtm(cov_a @ cov_b)
     if np.iscomplexobj(root):  # numerical noise only: the product of two PSD matrices has a real square root
         root = root.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
+    d = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
+    return float(max(d, 0.0))  # >= 0 in exact arithmetic; rounding can leave -1e-7 for identical sets
 
 
 def kernel_distance(real_features, fake_features, degree: int = 3, gamma: float | None = None,
@@ -133,3 +159,28 @@ def kernel_distance(real_features, fake_features, degree: int = 3, gamma: float 
     kxx, kyy, kxy = ((p @ q.T * g + coef) ** degree for p, q in ((x, x), (y, y), (x, y)))
     off = lambda k: k.sum() - np.trace(k)  # noqa: E731
     return float((off(kxx) + off(kyy)) / (m * (m - 1)) - 2.0 * kxy.mean())
+
+
+class IdentityFeatureFD(Metric):
+    """Fréchet distance between the identity embedder's features of real (target) and fake (output) images: an
+    offline stand-in for FID when the Inception weights are absent (not comparable with FID values); lower is
+    better. ``update(images, real, landmarks=None)``."""
+
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, embedder=None, **kwargs):
+        from faceswaplab.metrics.embedders import DEFAULT_EMBEDDER, FaceEmbedder, build_embedder
+
+        super().__init__(**kwargs)
+        self.embedder = embedder if isinstance(embedder, FaceEmbedder) else build_embedder(embedder or DEFAULT_EMBEDDER)
+        self.add_state("real", default=[], dist_reduce_fx="cat")
+        self.add_state("fake", default=[], dist_reduce_fx="cat")
+
+    def update(self, images: torch.Tensor, real: bool, landmarks=None) -> None:
+        (self.real if real else self.fake).append(self.embedder.embed(images, landmarks).double())
+
+    def compute(self) -> torch.Tensor:
+        from torchmetrics.utilities import dim_zero_cat
+
+        return torch.tensor(frechet_distance(dim_zero_cat(self.real).numpy(), dim_zero_cat(self.fake).numpy()))

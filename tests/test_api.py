@@ -172,3 +172,25 @@ def test_stable_top_level_names_resolve_lazily():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fsl.nope
 
+
+
+def test_compose_works_inside_another_hydra_application(tmp_path):
+    """A user's own @hydra.main app composes faceswaplab's configs, and its own Hydra state is intact afterwards."""
+    import subprocess
+    import sys
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "mine.yaml").write_text("answer: 42\n")
+    (tmp_path / "app.py").write_text(
+        "import hydra\n"
+        "from hydra import compose as hydra_compose\n"
+        "from faceswaplab.config import compose\n\n"
+        "@hydra.main(config_path='conf', config_name='mine', version_base='1.3')\n"
+        "def main(cfg):\n"
+        "    run = compose('train', ['method=deepfakes', 'data.image_size=32'], output_dir='run')\n"
+        "    print(run.method._target_, run.data.image_size, hydra_compose('mine').answer, cfg.answer)\n\n"
+        "main()\n")
+    out = subprocess.run([sys.executable, "app.py", "hydra.run.dir=out"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["faceswaplab.methods.deepfakes.DeepFakes", "32", "42", "42"]

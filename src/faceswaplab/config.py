@@ -59,7 +59,14 @@ def compose(name: str, overrides: Sequence[str] = (), output_dir: str | os.PathL
                 HydraConfig.instance().set_config(outer)
         return cfg
 
-    if GlobalHydra.instance().is_initialized():
-        return _compose()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return _compose()
+    # Inside another Hydra application the global state points at that application's configs: set it aside while
+    # composing from ours, then put it back.
+    outer_hydra = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return _compose()
+    finally:
+        GlobalHydra.instance().clear()  # initialize_config_dir may have swapped the instance: ask it again
+        if outer_hydra is not None:
+            GlobalHydra.instance().initialize(outer_hydra)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import logging
 import sys
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from faceswaplab.config import CONFIG_DIR
 from faceswaplab.data.preparation import (NoFaceError, OutputError, PrepareError, PrepareOptions, PrepareSummary,
                                           prepare)
 from faceswaplab.faces.pipeline import find_faces, make_backend
@@ -24,24 +28,16 @@ __all__ = ["NoFaceError", "OutputError", "PrepareError", "PrepareOptions", "Prep
 log = logging.getLogger("faceswaplab.prepare")
 
 
-def _main() -> None:
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from faceswaplab.config import CONFIG_DIR
-
-    @hydra.main(config_path=CONFIG_DIR, config_name="prepare", version_base="1.3")
-    def main(cfg: DictConfig) -> None:
-        options = OmegaConf.to_container(cfg, resolve=True)
-        input_path, output = options.pop("input"), options.pop("output")
-        try:
-            prepare(input_path, output, **options)
-        except (PrepareError, FileNotFoundError, ValueError) as e:
-            log.error(str(e))
-            sys.exit(1)
-
-    main()
+@hydra.main(config_path=CONFIG_DIR, config_name="prepare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    options = OmegaConf.to_container(cfg, resolve=True)
+    input_path, output = options.pop("input"), options.pop("output")
+    try:
+        prepare(input_path, output, **options)
+    except (PrepareError, FileNotFoundError, ValueError) as e:
+        log.error(str(e))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    _main()
+    main()

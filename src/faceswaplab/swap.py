@@ -14,6 +14,10 @@ from __future__ import annotations
 import logging
 import sys
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from faceswaplab.config import CONFIG_DIR
 from faceswaplab.faces.tracking import FaceTracker, OneEuroFilter
 from faceswaplab.swapping import (C2paOptions, FaceSwapper, LabelOptions, MaskOptions, NoFaceError,
                                   SmoothingOptions, SwapError, SwapOptions, SwapSummary, VideoOptions,
@@ -28,27 +32,19 @@ log = logging.getLogger("faceswaplab.swap")
 swap = swap_media
 
 
-def _main() -> None:
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from faceswaplab.config import CONFIG_DIR
-
-    @hydra.main(config_path=CONFIG_DIR, config_name="swap", version_base="1.3")
-    def main(cfg: DictConfig) -> None:
-        options = OmegaConf.to_container(cfg, resolve=True)
-        input_path, output = options.pop("input"), options.pop("output")
-        checkpoint, method = options.pop("checkpoint"), options.pop("method", None)
-        try:
-            summary = swap_media(input_path, output, checkpoint=checkpoint, method=method, **options)
-        except (SwapError, FileNotFoundError, ValueError, TypeError) as e:
-            log.error(str(e))
-            sys.exit(1)
-        if summary.skipped:
-            log.info("skipped: %s", "; ".join(f"{k} ({v})" for k, v in summary.skipped.items()))
-
-    main()
+@hydra.main(config_path=CONFIG_DIR, config_name="swap", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    options = OmegaConf.to_container(cfg, resolve=True)
+    input_path, output = options.pop("input"), options.pop("output")
+    checkpoint, method = options.pop("checkpoint"), options.pop("method", None)
+    try:
+        summary = swap_media(input_path, output, checkpoint=checkpoint, method=method, **options)
+    except (SwapError, FileNotFoundError, ValueError, TypeError) as e:
+        log.error(str(e))
+        sys.exit(1)
+    if summary.skipped:
+        log.info("skipped: %s", "; ".join(f"{k} ({v})" for k, v in summary.skipped.items()))
 
 
 if __name__ == "__main__":
-    _main()
+    main()

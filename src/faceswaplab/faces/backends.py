@@ -219,6 +219,10 @@ class FanBackend(FaceBackend):
     def __init__(self, detector: str = "sfd", device: str = "cpu", upsample: int = 1):
         if detector not in ("sfd", "dlib"):
             raise ValueError(f"fan backend detector must be 'sfd' or 'dlib', got {detector!r}")
+        if importlib.util.find_spec("face_alignment") is None:
+            raise ModuleNotFoundError(
+                "backend=fan needs the face-alignment package: pip install -e '.[fan]' && pip install --no-deps "
+                "face-alignment (without --no-deps it replaces opencv-python-headless with the GUI build)")
         missing = [(url, path) for url, path in fan_weight_files(detector) if not path.is_file()]
         if missing:
             lines = "\n".join(f"  {path}  (from {url})" for url, path in missing)

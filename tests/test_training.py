@@ -71,7 +71,7 @@ def test_wandb_offline_run_holds_metrics_and_images(tmp_path, monkeypatch):
     assert logged["complete"]
     keys = set().union(*logged["history"])
     assert {"train/loss_cycle_A", "train/loss_D_B", "val/face_change", "perf/images_per_sec"} <= keys
-    assert logged["config"]["config"]["method"]["lambda_A"] == 10.0
+    assert logged["config"]["method"]["lambda_A"] == 10.0  # filterable as method.lambda_A
     media = {p.name for p in logged["media"]}
     for name in ("preview", "timelapse"):  # both images, once per preview (after each validation pass)
         rows = [r for r in logged["history"] if r.get(f"{name}/_type") == "images/separated"]

@@ -98,8 +98,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
 
-    for lg in trainer.loggers:  # the whole resolved config, so dashboards can filter and group by any option
-        lg.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
+    for lg in trainer.loggers:  # the whole resolved config at the top level: dashboards filter by method.lr, data.A...
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     last = run_dir / "checkpoints" / "last.ckpt"
     devices = cfg.trainer.get("devices")

@@ -35,10 +35,10 @@ def deepfakes_default():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from faceswaplab.config import config_dir
+    from faceswaplab.config import compose, config_dir
 
     cfg = OmegaConf.load(config_dir() / "method" / "deepfakes.yaml")
-    size = OmegaConf.load(config_dir() / "data" / "synthetic.yaml").image_size
+    size = compose("train", ["data=synthetic"]).data.image_size  # the data configs extend data/base/
     cfg.image_size = size
     return instantiate(cfg).eval(), size
 

@@ -15,7 +15,8 @@ _EXPORTS = {
     "faceswaplab.data.augment": (
         "Augment", "apply_flow", "color_jitter", "random_affine", "random_flip", "random_warp", "warp_points",
     ),
-    "faceswaplab.data.datamodule": ("FaceDataModule", "ManySampler", "PairSampler", "SampleRef", "worker_init"),
+    "faceswaplab.data.datamodule": ("FaceDataModule", "SampleRef"),
+    "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
         "FaceDataset", "FaceSource", "IdentitySet", "ManyDataset", "PairDataset", "PreparedIdentities",
         "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities", "SyntheticIdentity", "read_index",

@@ -1,0 +1,32 @@
+"""Face sources (where one identity's aligned crops come from) and the torch datasets built on them.
+
+A *source* (:class:`FaceSource`) is one identity: it names its samples (``sample_ids()``), splits them into
+train/val/test without leakage (``split()``) and loads one sample as numpy (``load()``). Sources are light and
+picklable: nothing is read or rendered before first use, so they are cheap to build from Hydra configs and to
+send to DataLoader workers.
+
+* :class:`SyntheticIdentity`: one identity of the procedural renderer, rendered on the fly, deterministic per index.
+* :class:`PreparedIdentity`: the crops of a folder written by :func:`faceswaplab.prepare.prepare`.
+* :class:`RawIdentity`: a folder of photos or a video (or a folder of videos), prepared into a cache folder on
+  first use (resumable), then read like a prepared folder.
+
+*Identity sets* give many sources at once for the many-identity mode: :class:`SyntheticIdentities`,
+:class:`PreparedIdentities`, :class:`RawIdentities` (a folder of identity folders, CelebA-style).
+
+Splits of real faces group samples by source file, and video frames by blocks of ``split_block`` frames, so near
+duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap`` frames to
+a block of another split are dropped as well. Groups are assigned to splits by a seeded shuffle.
+"""
+
+from faceswaplab.data.datasets.base import FaceSource, IdentitySet, plain
+from faceswaplab.data.datasets.prepared import INDEX_FILE, PreparedIdentities, PreparedIdentity, read_index
+from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
+from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
+from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticIdentity
+from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset
+
+__all__ = [
+    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "IdentitySet", "ManyDataset", "PairDataset",
+    "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities",
+    "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir", "read_index", "split_counts",
+]

@@ -1,0 +1,77 @@
+"""Sources rendered on the fly by :mod:`faceswaplab.data.synthetic`: one identity, or the first N."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceswaplab.data.datasets.base import FaceSource, IdentitySet
+from faceswaplab.data.datasets.splits import split_counts
+
+
+class SyntheticIdentity(FaceSource):
+    """Identity `identity` of :class:`faceswaplab.data.synthetic.SyntheticFaces`, `num_samples` renders.
+
+    Splits are disjoint index ranges: train is [0, n_train), val the next n_val indices, test the rest.
+    """
+
+    def __init__(self, identity: int = 0, num_samples: int = 2500, seed: int = 0, num_identities: int = 8):
+        if not 0 <= identity < num_identities:
+            raise ValueError(f"synthetic identity {identity} out of range for num_identities={num_identities}")
+        self.identity = int(identity)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.num_identities = int(num_identities)
+        self.name = f"synthetic{self.seed}-{self.identity}"
+        self._renderer = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_renderer"] = None  # each worker builds its own (cheap) renderer
+        return state
+
+    @property
+    def renderer(self):
+        if self._renderer is None:
+            from faceswaplab.data.synthetic import SyntheticFaces
+
+            self._renderer = SyntheticFaces(seed=self.seed, num_identities=self.num_identities)
+        return self._renderer
+
+    @property
+    def has_pose(self) -> bool:
+        return True
+
+    def sample_ids(self) -> list[int]:
+        return list(range(self.num_samples))
+
+    def split(self, fractions, seed):
+        n_train, n_val, _ = split_counts(self.num_samples, fractions)
+        ids = self.sample_ids()
+        return {"train": ids[:n_train], "val": ids[n_train : n_train + n_val], "test": ids[n_train + n_val :]}
+
+    def load(self, sample_id, size):
+        r = self.renderer.sample(self.identity, int(sample_id), size=size)
+        return {
+            "image": r.image,
+            "landmarks": np.asarray(r.landmarks, np.float32),
+            "pose": np.asarray(r.pose, np.float32),
+            "expression": np.asarray(r.expression, np.float32),
+        }
+
+    def __repr__(self):
+        return f"SyntheticIdentity(identity={self.identity}, num_samples={self.num_samples}, seed={self.seed})"
+
+
+class SyntheticIdentities(IdentitySet):
+    """All (or the first `num_identities`) identities of the synthetic renderer."""
+
+    def __init__(self, num_identities: int = 8, num_samples: int = 2500, seed: int = 0,
+                 renderer_identities: int | None = None):
+        self.num_identities = int(num_identities)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.renderer_identities = int(renderer_identities or num_identities)
+
+    def sources(self):
+        return [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities)
+                for i in range(self.num_identities)]

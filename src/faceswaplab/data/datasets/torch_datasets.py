@@ -1,0 +1,113 @@
+"""The torch datasets: one source's samples as schema tensors, unpaired A/B pairs, and many identities."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from faceswaplab.data import schema as S
+from faceswaplab.data.augment import Augment
+from faceswaplab.data.datasets.base import FaceSource
+from faceswaplab.faces.masks import DEFAULT_FOREHEAD, face_hull_mask_np, region_masks_np
+from faceswaplab.images import to_tensor
+
+
+class FaceDataset(Dataset):
+    """The samples `ids` of one source as schema fields (unsuffixed keys), resized to `image_size`.
+
+    Items are addressed by ``i`` or ``(i, aug_seed)``; with an `augment` and a seed >= 0 the sample is augmented
+    with a generator seeded by `aug_seed`, so results do not depend on the worker that loads them. Masks and part
+    maps are computed from the final landmarks (hull and regions of :mod:`faceswaplab.faces.masks`).
+    """
+
+    def __init__(
+        self,
+        source: FaceSource,
+        ids: Sequence,
+        identity: int,
+        image_size: int = 64,
+        augment: Augment | None = None,
+        forehead: float = DEFAULT_FOREHEAD,
+    ):
+        if not 16 <= image_size <= 1024:
+            raise ValueError(f"image_size must be within 16..1024, got {image_size}")
+        self.source = source
+        self.ids = list(ids)
+        self.identity = int(identity)
+        self.image_size = int(image_size)
+        self.augment = augment
+        self.forehead = float(forehead)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, item) -> dict[str, torch.Tensor]:
+        i, aug_seed = item if isinstance(item, tuple) else (item, -1)
+        i = int(i)
+        size = self.image_size
+        raw = self.source.load(self.ids[i], size)
+        image = to_tensor(raw["image"])[None]  # (1, 3, S, S)
+        lm = torch.from_numpy(np.asarray(raw["landmarks"], np.float32))[None]  # (1, 68, 2)
+        pose = torch.from_numpy(raw["pose"]).float() if "pose" in raw else None
+        if self.augment is not None and aug_seed is not None and aug_seed >= 0:
+            g = torch.Generator().manual_seed(int(aug_seed))
+            image, lm, info = self.augment(image, lm, g, return_info=True)
+            if pose is not None:
+                pose = self.augment.adjust_pose(pose[None], info)[0]
+        # The numpy twins of the mask functions: same definition, less per-call overhead for one small face.
+        lm_np = lm[0].numpy()
+        mask = face_hull_mask_np(lm_np, size, forehead=self.forehead)  # (S, S)
+        eyes, mouth = region_masks_np(lm_np, size)
+        out = {
+            S.IMAGE: image[0].contiguous(),
+            S.LANDMARKS: lm[0].float().contiguous(),
+            S.MASK: torch.from_numpy(mask)[None],
+            S.PARTS: torch.from_numpy(np.stack([eyes, mouth])),
+            S.IDENTITY: torch.tensor(self.identity, dtype=torch.int64),
+            S.INDEX: torch.tensor(i, dtype=torch.int64),
+        }
+        if pose is not None:
+            out[S.POSE] = pose
+        if "expression" in raw:
+            out[S.EXPRESSION] = torch.from_numpy(raw["expression"]).float()
+        return out
+
+
+class PairDataset(Dataset):
+    """Unpaired A/B samples: item ``(i_A, i_B, aug_seed)`` -> the union of both samples' fields, suffixed."""
+
+    def __init__(self, a: FaceDataset, b: FaceDataset):
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, item) -> dict[str, torch.Tensor]:
+        ia, ib, seed = item if isinstance(item, tuple) else (item % len(self.a), item % len(self.b), -1)
+        # Independent augmentation streams for the two sides.
+        sa, sb = (-1, -1) if seed < 0 else (2 * seed, 2 * seed + 1)
+        out = {S.key(k, "A"): v for k, v in self.a[(ia, sa)].items()}
+        out.update({S.key(k, "B"): v for k, v in self.b[(ib, sb)].items()})
+        return out
+
+
+class ManyDataset(Dataset):
+    """Many identities: item ``(k, i, aug_seed)`` -> sample i of identity k (unsuffixed keys)."""
+
+    def __init__(self, datasets: Sequence[FaceDataset]):
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, item) -> dict[str, torch.Tensor]:
+        if isinstance(item, tuple):
+            k, i, seed = item
+        else:
+            k = int(np.searchsorted(self.offsets, item, side="right") - 1)
+            i, seed = item - int(self.offsets[k]), -1
+        return self.datasets[k][(i, seed)]

@@ -1,0 +1,92 @@
+"""The data module's samplers: shuffling and per-sample augmentation seeds, drawn in the main process from
+(seed, epoch), so that batches are identical for any number of DataLoader workers; and the workers' setup."""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader worker setup: one thread each for OpenCV and torch (the workers already run in parallel)."""
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _permutations(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """`length` indices into range(n): concatenated fresh permutations (the shorter side of a pair cycles)."""
+    reps = -(-length // n)
+    return np.concatenate([rng.permutation(n) for _ in range(reps)])[:length]
+
+
+class _EpochSampler(Sampler):
+    """Base of the samplers: an epoch counter (Lightning calls `set_epoch`; plain loops advance it per pass)."""
+
+    def __init__(self, shuffle: bool, seed: int):
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+    def _seeds(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        # Per-item augmentation seeds; -1 (no augmentation) when not shuffling, i.e. for evaluation.
+        return rng.integers(0, 2**31 - 1, n) if self.shuffle else np.full(n, -1)
+
+
+class PairSampler(_EpochSampler):
+    """Yields ``(i_A, i_B, aug_seed)``: max(len_a, len_b) items per epoch, A and B permuted independently."""
+
+    def __init__(self, len_a: int, len_b: int, shuffle: bool = True, seed: int = 0):
+        super().__init__(shuffle, seed)
+        if len_a < 1 or len_b < 1:
+            raise ValueError(f"both identities need samples in this split (A has {len_a}, B has {len_b})")
+        self.len_a, self.len_b = len_a, len_b
+
+    def __len__(self) -> int:
+        return max(self.len_a, self.len_b)
+
+    def __iter__(self):
+        n = len(self)
+        rng = self._rng()
+        if self.shuffle:
+            ia, ib = _permutations(self.len_a, n, rng), _permutations(self.len_b, n, rng)
+        else:
+            ia, ib = np.arange(n) % self.len_a, np.arange(n) % self.len_b
+        seeds = self._seeds(rng, n)
+        self.epoch += 1
+        for a, b, s in zip(ia.tolist(), ib.tolist(), seeds.tolist()):
+            yield a, b, s
+
+
+class ManySampler(_EpochSampler):
+    """Yields ``(identity, index, aug_seed)`` over every sample of every identity once per epoch."""
+
+    def __init__(self, lengths: Sequence[int], shuffle: bool = True, seed: int = 0):
+        super().__init__(shuffle, seed)
+        self.lengths = [int(n) for n in lengths]
+
+    def __len__(self) -> int:
+        return sum(self.lengths)
+
+    def __iter__(self):
+        ks = np.concatenate([np.full(n, k) for k, n in enumerate(self.lengths)] or [np.zeros(0, int)])
+        ix = np.concatenate([np.arange(n) for n in self.lengths] or [np.zeros(0, int)])
+        rng = self._rng()
+        order = rng.permutation(len(ks)) if self.shuffle else np.arange(len(ks))
+        seeds = self._seeds(rng, len(ks))
+        self.epoch += 1
+        for k, i, s in zip(ks[order].tolist(), ix[order].tolist(), seeds.tolist()):
+            yield k, i, s

@@ -6,7 +6,7 @@ picklable: nothing is read or rendered before first use, so they are cheap to bu
 send to DataLoader workers.
 
 * :class:`SyntheticIdentity`: one identity of the procedural renderer, rendered on the fly, deterministic per index.
-* :class:`PreparedIdentity`: the crops of a folder written by :func:`faceswaplab.prepare.prepare`.
+* :class:`PreparedIdentity`: the crops of a folder written by :func:`faceswaplab.data.preparation.prepare`.
 * :class:`RawIdentity`: a folder of photos or a video (or a folder of videos), prepared into a cache folder on
   first use (resumable), then read like a prepared folder.
 

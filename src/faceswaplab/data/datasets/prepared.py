@@ -1,4 +1,4 @@
-"""Sources read from a folder written by :func:`faceswaplab.prepare.prepare` (``index.jsonl`` + aligned crops)."""
+"""Sources read from a folder written by :func:`faceswaplab.data.preparation.prepare` (``index.jsonl`` + aligned crops)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def prepare_cached(path: str | os.PathLike, cache_dir: str | os.PathLike, option
                 return out
         except json.JSONDecodeError:
             pass  # a damaged stamp only costs a (resumed) rerun
-    from faceswaplab.prepare import prepare
+    from faceswaplab.data.preparation import prepare
 
     log.info("preparing faces of %s into %s", path, out)
     summary = prepare(str(path), str(out), **options)
@@ -70,7 +70,7 @@ class RawIdentity(PreparedIdentity):
     """A folder of photos, a video or a folder of videos of one identity, prepared into a cache on first use.
 
     path: the input. identity: the name shown in reports and split files (default: the input's name).
-    options: :func:`faceswaplab.prepare.prepare` options (size, margin, fps, backend, select, ...), merged over
+    options: :func:`faceswaplab.data.preparation.prepare` options (size, margin, fps, backend, select, ...), merged over
     the data module's `prepare` options. The cache folder is ``<cache_dir>/<input stem>-<hash>``, keyed by the
     absolute input path and the options.
     """

@@ -201,9 +201,9 @@ def load(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False,
             ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        what = f"the type {found.group(1)}" if found else "an object"
-        raise CheckpointError(f"{path}: holds {what}, which is not allowed in a checkpoint (only tensors, plain "
-                              "values and faceswaplab.checkpoints.SAFE_TYPES load; nothing else is unpickled)") from None
+        what = found.group(1) if found else "an object"
+        raise CheckpointError(f"{path}: refers to {what}, which a checkpoint may not hold (only tensors, plain "
+                              "values and faceswaplab.checkpoints.SAFE_TYPES are unpickled; nothing was run)") from None
     except (RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({_first_line(e)})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
@@ -241,7 +241,8 @@ def method_class(checkpoint: dict, path: str | os.PathLike = "checkpoint") -> ty
     package = importlib.import_module(METHODS_PACKAGE)
     ours = {f"{METHODS_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
     cls = getattr(importlib.import_module(module), cls_name, None) if module in ours else None
-    if not (isinstance(cls, type) and issubclass(cls, FaceSwapMethod) and cls.__module__ == module):
+    if not (isinstance(cls, type) and issubclass(cls, FaceSwapMethod) and cls is not FaceSwapMethod
+            and cls.__module__ == module):
         raise CheckpointError(
             f"{path}: records the method class {name!r}, which is not a method of {METHODS_PACKAGE} "
             "(a method of your own loads once allowed with faceswaplab.checkpoints.allow_method(<class>))")

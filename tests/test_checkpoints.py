@@ -270,3 +270,27 @@ def test_the_command_line_prints_one_line_and_a_traceback_only_when_asked(tmp_pa
     debug = subprocess.run(args, env={**env, "PYTHONWARNINGS": "ignore", "FACESWAPLAB_DEBUG": "1"},
                            capture_output=True, text=True, timeout=300)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "check_config" in debug.stderr
+
+
+def test_run_dir_names_every_file_of_a_run(run):
+    from faceswaplab.runs import RunDir
+
+    r = RunDir(run)
+    last = run / "checkpoints" / "last.ckpt"
+    assert r.last_checkpoint == last and r.checkpoints == [last]
+    assert RunDir.checkpoint_of(run) == last and RunDir.checkpoint_of(last) == last
+    assert RunDir.of_checkpoint(last).path == run and load_method(run).hparams.image_size == 32
+    assert r.image_size == 32 and r.config.method._target_.endswith(".DeepFakes")
+    assert set(r.splits["identities"]) == {"synthetic0-0", "synthetic0-1"}
+    assert [m["stage"] for m in r.metrics] == ["validate"] and r.metrics_file.name == "metrics.jsonl"
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        RunDir.checkpoint_of(run / "missing")
+
+    for n in (10, 2, 0, 1):
+        (run / f"config.{n}.yaml").write_text(f"n: {n}\n")
+    assert [p.name for p in r.previous_configs] == ["config.0.yaml", "config.1.yaml", "config.2.yaml",
+                                                    "config.10.yaml"]
+    r.write_config(r.config)  # the same config: nothing to keep
+    assert len(r.previous_configs) == 4
+    (run / "config.yaml").unlink()  # a checkpoint outside a run: the crop size is the checkpoint's own
+    assert RunDir.of_checkpoint(last) is None and r.image_size == 32

@@ -48,6 +48,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_path, path)
+    except OSError as e:
+        if e.filename is None and e.errno is not None:  # a failed write (a full disk) names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

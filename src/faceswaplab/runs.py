@@ -31,7 +31,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from faceswaplab import checkpoints
 from faceswaplab.errors import ConfigError
+from faceswaplab.io import write_text
 
 CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
@@ -102,8 +104,6 @@ class RunDir:
         ``config.<n>.yaml`` first, so the record of every start survives."""
         from omegaconf import OmegaConf
 
-        from faceswaplab.io import write_text
-
         text = OmegaConf.to_yaml(cfg, resolve=True)
         self.path.mkdir(parents=True, exist_ok=True)
         if self.config_file.is_file() and self.config_file.read_text() != text:
@@ -131,9 +131,7 @@ class RunDir:
     def sweep_temporaries(self) -> list[Path]:
         """Delete temporary checkpoint files left by a run killed while writing (see
         :func:`faceswaplab.checkpoints.sweep_temporaries`)."""
-        from faceswaplab.checkpoints import sweep_temporaries
-
-        return sweep_temporaries(self.checkpoint_dir)
+        return checkpoints.sweep_temporaries(self.checkpoint_dir)
 
     @property
     def image_size(self) -> int | None:
@@ -144,9 +142,7 @@ class RunDir:
             if size is not None:
                 return int(size)
         if self.last_checkpoint.is_file():
-            from faceswaplab.checkpoints import load
-
-            size = load(self.last_checkpoint, mmap=True).get("hyper_parameters", {}).get("image_size")
+            size = checkpoints.load(self.last_checkpoint, mmap=True).get("hyper_parameters", {}).get("image_size")
             return None if size is None else int(size)
         return None
 

@@ -36,6 +36,7 @@ from faceswaplab import checkpoints
 from faceswaplab.checkpoints import CLASS_KEY
 from faceswaplab.data.schema import IMAGE, LANDMARKS, MASK, key
 from faceswaplab.images import to_image, to_tensor
+from faceswaplab.runs import RunDir
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -240,11 +241,13 @@ def _from_batch(kind: str, out: Tensor, like: Images) -> Images:
 
 
 def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:
-    """Rebuild whichever method wrote this checkpoint, in eval mode; `kwargs` override its hyperparameters.
+    """Rebuild whichever method wrote this checkpoint (a ``.ckpt`` file or a run directory), in eval mode;
+    `kwargs` override its hyperparameters.
 
     The file is verified and unpickled weights-only, and its class must be a method of ``faceswaplab.methods``
     (see :mod:`faceswaplab.checkpoints`): a bad file raises :class:`~faceswaplab.checkpoints.CheckpointError`.
     """
+    checkpoint_path = RunDir.checkpoint_of(checkpoint_path)
     header = checkpoints.load(checkpoint_path, mmap=True)  # mmap: the tensors are not read here
     cls = checkpoints.method_class(header, checkpoint_path)
     with checkpoints.safe_types():

@@ -33,9 +33,8 @@ from typing import Any, Literal, Union
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
-
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.config import CONFIG_DIR

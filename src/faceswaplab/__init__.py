@@ -47,9 +47,11 @@ def __getattr__(name: str) -> Any:
 
 
 def load(path: str | os.PathLike, device: str = "auto") -> FaceSwapMethod:
-    """A saved method ready to swap: `path` is a run directory (its ``checkpoints/last.ckpt``) or a ``.ckpt`` file.
+    """A saved method ready to swap: `path` is a run directory (its last checkpoint) or a ``.ckpt`` file.
 
-    The method comes back in eval mode on `device` (``"auto"``: CUDA when available, else CPU); its
+    The checkpoint is verified against its recorded SHA-256 and unpickled weights-only, so a file from elsewhere
+    cannot run code (:mod:`faceswaplab.checkpoints`; a bad one raises ``CheckpointError``). The method comes back
+    in eval mode on `device` (``"auto"``: CUDA when available, else CPU); its
     :meth:`~faceswaplab.methods.FaceSwapMethod.swap` takes tensors, numpy or PIL images.
 
     Train a tiny DeepFakes autoencoder for one step on 32 px synthetic faces, then load and use it:
@@ -73,17 +75,12 @@ def load(path: str | os.PathLike, device: str = "auto") -> FaceSwapMethod:
     (32, 32, 3)
     >>> run.cleanup()
     """
-    from pathlib import Path
-
     import torch
 
     from faceswaplab.methods.base import load_method
+    from faceswaplab.runs import RunDir
 
-    ckpt = Path(path).expanduser()
-    if ckpt.is_dir():
-        ckpt = ckpt / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint at {ckpt} (expected a run directory or a .ckpt file)")
+    ckpt = RunDir.checkpoint_of(path)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return load_method(ckpt, map_location=device).to(device).eval()

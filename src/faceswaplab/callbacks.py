@@ -20,13 +20,16 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
+from faceswaplab import checkpoints
 from faceswaplab.data.schema import IMAGE, SIDES, key
+from faceswaplab.errors import FaceSwapLabError
 from faceswaplab.images import make_grid, to_image
 from faceswaplab.io import atomic_path, write_image
 from faceswaplab.methods.base import preview_grid
+from faceswaplab.runs import RunDir
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(FaceSwapLabError, RuntimeError):
     """A training loss became NaN or infinite; the run stopped without saving the broken weights."""
 
 
@@ -36,11 +39,19 @@ def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file and renames it, so a killed run never leaves a torn one."""
+    """Lightning's checkpoint reads and writes through :mod:`faceswaplab.checkpoints`: each checkpoint is written
+    to a temporary file, renamed (a killed run never leaves a torn one) and its SHA-256 recorded beside it; a
+    resume verifies it and loads it weights-only."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        with atomic_path(path) as tmp:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
+        checkpoints.save(lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options),
+                         path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return checkpoints.load(path, map_location=map_location)
+
+    def remove_checkpoint(self, path) -> None:
+        checkpoints.remove(path)
 
 
 class RunFiles(Callback):
@@ -50,16 +61,16 @@ class RunFiles(Callback):
     """
 
     def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
 
     @property
     def metrics_path(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
+        return self.run.metrics_file
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         dm = trainer.datamodule
         if trainer.is_global_zero and dm is not None and hasattr(dm, "save_splits"):
-            dm.save_splits(self.run_dir / "splits.json")
+            dm.save_splits(self.run.splits_file)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.ckpt_path and trainer.is_global_zero and self.metrics_path.exists():
@@ -80,7 +91,7 @@ class RunFiles(Callback):
         metrics = scalar_metrics(trainer)
         record = {"stage": stage, "epoch": trainer.current_epoch, "step": trainer.global_step,
                   "time": round(time.time(), 3), **metrics}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run.path.mkdir(parents=True, exist_ok=True)
         # Whole lines, appended and flushed: a crash can at worst lose the last record.
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -240,19 +251,26 @@ class FiniteLoss(Callback):
     """Stops the run with :class:`NonFiniteLossError` as soon as a logged ``train/`` value is NaN or infinite.
 
     The error is raised before any checkpoint of the broken weights is written, so ``last.ckpt`` stays the last
-    good state.
+    good state; the message names the newest of the run's checkpoints that verifies
+    (:func:`faceswaplab.checkpoints.verify`).
     """
 
     def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         for name, value in trainer.callback_metrics.items():
             if name.startswith("train/") and torch.is_tensor(value) and not math.isfinite(float(value)):
-                last = self.run_dir / "checkpoints" / "last.ckpt"
-                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint had been written yet"
+                good, failed = checkpoints.newest_verified(self.run.checkpoints)
+                if good is not None:
+                    kept = f"the last good checkpoint is {good} (verified)"
+                    resume = f"resume with ckpt_path={good}"
+                else:
+                    kept = "no checkpoint had been written yet" if not failed else "no checkpoint verifies"
+                    resume = "start again"
+                skipped = "".join(f"; {reason}" for reason in failed.values())
                 raise NonFiniteLossError(
                     f"{name} became {float(value)} at epoch {trainer.current_epoch}, batch {batch_idx} "
-                    f"(global step {trainer.global_step}); training stopped and {kept}. "
-                    "Lower the learning rate or check the data, then resume with ckpt_path=<that checkpoint>."
+                    f"(global step {trainer.global_step}); training stopped and {kept}{skipped}. "
+                    f"Lower the learning rate or check the data, then {resume}."
                 )

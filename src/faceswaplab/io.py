@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ from PIL import Image, ImageOps
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # write errors that mean "no room for this file"
 
 
 @contextlib.contextmanager
@@ -48,6 +50,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_path, path)
+    except OSError as e:
+        if e.filename is None and e.errno in _FULL:  # a write to a full disk names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

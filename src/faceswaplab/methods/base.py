@@ -25,7 +25,6 @@ no training objective; trainable methods override ``validation_step`` with their
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, ClassVar
 
@@ -34,11 +33,13 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from faceswaplab import checkpoints
+from faceswaplab.checkpoints import CLASS_KEY
 from faceswaplab.data.schema import IMAGE, LANDMARKS, MASK, key
 from faceswaplab.images import Images, Landmarks, from_batch, resize_batch, to_batch, to_landmarks
+from faceswaplab.runs import RunDir
 
 DIRECTIONS = ("AtoB", "BtoA")
-CLASS_KEY = "faceswaplab_method"  # checkpoint entry naming the method's class, for load_method
 
 
 def direction_sides(direction: str) -> tuple[str, str]:
@@ -185,11 +186,15 @@ class FaceSwapMethod(L.LightningModule):
 
 
 def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:
-    """Rebuild whichever method wrote this checkpoint (its class is recorded in it), in eval mode."""
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False, mmap=True)  # mmap: no tensor reads
-    path = ckpt.get(CLASS_KEY)
-    if path is None:
-        raise ValueError(f"{checkpoint_path}: not a faceswaplab method checkpoint (no {CLASS_KEY!r} entry)")
-    module, _, name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, **kwargs).eval()
+    """Rebuild whichever method wrote this checkpoint (a ``.ckpt`` file or a run directory), in eval mode;
+    `kwargs` override its hyperparameters.
+
+    The file is verified and unpickled weights-only, and its class must be a method of ``faceswaplab.methods``
+    (see :mod:`faceswaplab.checkpoints`): a bad file raises :class:`~faceswaplab.checkpoints.CheckpointError`.
+    """
+    checkpoint_path = RunDir.checkpoint_of(checkpoint_path)
+    header = checkpoints.load(checkpoint_path, mmap=True)  # mmap: the tensors are not read here
+    cls = checkpoints.method_class(header, checkpoint_path)
+    with checkpoints.safe_types():
+        return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True,
+                                        **kwargs).eval()

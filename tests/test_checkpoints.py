@@ -88,7 +88,7 @@ def _load_through(entry: str, run: Path, tmp_path: Path):
     if entry == "benchmark":
         return faceswaplab.run_benchmark(compose("benchmark", [
             "data.A.num_samples=40", "~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes",
-            "~methods.landmark_warp", "num_pairs=2", "gallery_per_identity=2", "bootstrap.resamples=50",
+            "~methods.landmark_warp", "num_pairs=2", "gallery.per_identity=2", "bootstrap.resamples=50",
             f"out_dir={tmp_path / 'bench'}", f"+methods.crafted.run={run}"]))
     if entry == "resume":
         return train(compose_train(*TINY_DEEPFAKES, "trainer.max_epochs=2", run_dir=run))
@@ -188,7 +188,7 @@ RESUME = [*TINY_DEEPFAKES, "trainer.max_epochs=2"]
     ([*RESUME, "data.image_size=64"],
      r"^data\.image_size: the checkpoint .* was trained on 32 px crops, the config asks for 64"),
     ([*RESUME, "method.enc_width=16"], r"^architecture: .* changed settings: method\.enc_width=16 \(checkpoint: 8\)"),
-    ([*RESUME, "method.lr=1e12"], r"^optimiser: .* optimiser 0 group 0 lr \(checkpoint: 0\.0005, config: "
+    ([*RESUME, "method.lr=1e12"], r"^optimiser: .* optimiser 0 group 0 lr \(checkpoint: 0\.001, config: "
                                   r"1000000000000\.0\) cannot change \(changed settings: method\.lr=1000000000000\.0"),
 ], ids=["method", "image_size", "architecture", "lr"])
 def test_a_mismatched_resume_is_refused_before_the_run_directory_changes(run, overrides, key):

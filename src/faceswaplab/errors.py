@@ -92,3 +92,12 @@ def one_line_errors(main: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_values(cfg, keys, usage: str) -> None:
+    """Refuse a command whose required `keys` are missing (``???``), with one line naming them and `usage`."""
+    from omegaconf import OmegaConf
+
+    missing = [k for k in keys if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)}: no value given; usage: {usage}")

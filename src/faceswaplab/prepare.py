@@ -11,12 +11,12 @@ described in :mod:`faceswaplab.data.preparation`, which Python code uses directl
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.config import CONFIG_DIR
+from faceswaplab.errors import one_line_errors, require_values
 from faceswaplab.data.preparation import (NoFaceError, OutputError, PrepareError, PrepareOptions, PrepareSummary,
                                           prepare)
 from faceswaplab.faces.pipeline import find_faces, make_backend
@@ -29,14 +29,14 @@ log = logging.getLogger("faceswaplab.prepare")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="prepare", version_base="1.3")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
+    """Command-line entry point (see the module docstring)."""
+    require_values(cfg, ("input", "output"), "python -m faceswaplab.prepare input=<photo, folder or video> "
+                                             "output=<folder>")
     options = OmegaConf.to_container(cfg, resolve=True)
     input_path, output = options.pop("input"), options.pop("output")
-    try:
-        prepare(input_path, output, **options)
-    except (PrepareError, FileNotFoundError, ValueError) as e:
-        log.error(str(e))
-        sys.exit(1)
+    prepare(input_path, output, **options)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ resume and how outputs are labelled is described in :mod:`faceswaplab.swapping`,
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.config import CONFIG_DIR
+from faceswaplab.errors import one_line_errors, require_values
 from faceswaplab.faces.tracking import FaceTracker, OneEuroFilter
 from faceswaplab.swapping import (C2paOptions, FaceSwapper, LabelOptions, MaskOptions, NoFaceError,
                                   SmoothingOptions, SwapError, SwapOptions, SwapSummary, VideoOptions,
@@ -33,15 +33,15 @@ swap = swap_media
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="swap", version_base="1.3")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
+    """Command-line entry point (see the module docstring)."""
+    require_values(cfg, ("input", "output"), "python -m faceswaplab.swap checkpoint=<run dir> input=<image, "
+                                             "folder or video> output=<path> (or method=landmark_warp source=<photo>)")
     options = OmegaConf.to_container(cfg, resolve=True)
     input_path, output = options.pop("input"), options.pop("output")
     checkpoint, method = options.pop("checkpoint"), options.pop("method", None)
-    try:
-        summary = swap_media(input_path, output, checkpoint=checkpoint, method=method, **options)
-    except (SwapError, FileNotFoundError, ValueError, TypeError) as e:
-        log.error(str(e))
-        sys.exit(1)
+    summary = swap_media(input_path, output, checkpoint=checkpoint, method=method, **options)
     if summary.skipped:
         log.info("skipped: %s", "; ".join(f"{k} ({v})" for k, v in summary.skipped.items()))
 

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from faceswaplab.runs import RunDir
+
 log = logging.getLogger("faceswaplab.benchmark")
 
 PAIRS_FORMAT = "faceswaplab-pairs-1"
@@ -22,12 +24,11 @@ def run_settings(rows: dict[str, dict]) -> tuple[int | None, Path | None]:
     for name, entry in rows.items():
         if entry.get("run") is None:
             continue
-        run = Path(entry["run"]).expanduser()
-        conf = run / "config.yaml"
-        if not conf.is_file():
-            raise ValueError(f"methods.{name}.run: {run} is not a run directory (no config.yaml)")
-        sizes[name] = int(OmegaConf.load(conf).data.image_size)
-        split_file = run / "splits.json"
+        run = RunDir(entry["run"])
+        if not run.config_file.is_file():
+            raise ValueError(f"methods.{name}.run: {run.path} is not a run directory (no config.yaml)")
+        sizes[name] = run.image_size
+        split_file = run.splits_file
         if not split_file.is_file():
             raise ValueError(f"methods.{name}.run: {split_file} is missing (the held-out split is unknown)")
         splits[name] = split_file

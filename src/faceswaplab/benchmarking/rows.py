@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.io import write_json
+from faceswaplab.runs import RunDir
 
 log = logging.getLogger("faceswaplab.benchmark")
 
@@ -48,7 +49,7 @@ class Row:
         else:
             from faceswaplab.methods import load_method
 
-            self.checkpoint = Path(entry["run"]).expanduser() / "checkpoints" / "last.ckpt"
+            self.checkpoint = RunDir(entry["run"]).last_checkpoint
             if not self.checkpoint.is_file():
                 raise ValueError(f"methods.{name}.run: no checkpoint {self.checkpoint}")
             self.model = load_method(self.checkpoint)
@@ -84,7 +85,8 @@ class Row:
         """Median ``perf/images_per_sec`` logged by the run's validations (NaN without a run or a record)."""
         if self.checkpoint is None:
             return math.nan
-        path = self.checkpoint.parent.parent / "metrics.jsonl"
+        run = RunDir.of_checkpoint(self.checkpoint)
+        path = run.metrics_file if run is not None else self.checkpoint.with_name("metrics.jsonl")
         rates = []
         if path.is_file():
             for line in path.read_text().splitlines():
@@ -104,7 +106,7 @@ def train_row(name: str, overrides, cfg: DictConfig) -> Path:
     error rather than silently reused.
     """
     from faceswaplab.config import compose
-    from faceswaplab.train import train
+    from faceswaplab.training import train
 
     overrides = [str(o) for o in overrides]
     run_dir = (Path(cfg.train_dir).expanduser() / name).resolve()

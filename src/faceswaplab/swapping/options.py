@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from faceswaplab.errors import FaceSwapLabError
 from faceswaplab.faces import template
 
 SELECT = ("largest", "reference", "all")
@@ -14,7 +15,7 @@ COLORS = ("lab_meanstd", "rgb_meanstd", "histogram", "none")
 FOLDER_MARKER = ".swap_progress.json"
 
 
-class SwapError(RuntimeError):
+class SwapError(FaceSwapLabError, RuntimeError):
     """The conversion cannot run or produced nothing; the message names the file and the reason."""
 
 

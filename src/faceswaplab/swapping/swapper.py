@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from faceswaplab.faces.pipeline import find_faces, largest_face, make_backend
 from faceswaplab.faces.tracking import FaceTracker
 from faceswaplab.io import ImageReadError
+from faceswaplab.runs import RunDir
 from faceswaplab.swapping.options import NoFaceError, SwapError, SwapOptions
 
 log = logging.getLogger("faceswaplab.swap")
@@ -29,7 +29,7 @@ def load_swap_method(checkpoint: str | os.PathLike | None = None, method: Any = 
                      size: int = 256):
     """The method to swap with, its crop size and its name for the labels: ``(method, size, name, ckpt)``.
 
-    `checkpoint` is a ``.ckpt`` file or a run directory (``<dir>/checkpoints/last.ckpt``), loaded with
+    `checkpoint` is a ``.ckpt`` file or a run directory (its last checkpoint), loaded with
     :func:`faceswaplab.methods.load_method`. Otherwise `method` is a name of ``conf/method/`` (``landmark_warp``),
     a config with ``_target_``, or a :class:`FaceSwapMethod`; learned methods need a checkpoint. The crop size is
     the method's ``image_size`` hyperparameter, else the run's ``config.yaml`` ``data.image_size``, else `size`.
@@ -40,14 +40,11 @@ def load_swap_method(checkpoint: str | os.PathLike | None = None, method: Any = 
     dev = _device(device)
     ckpt_path = None
     if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        ckpt_path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-        if not ckpt_path.is_file():
-            raise SwapError(f"checkpoint={checkpoint}: no checkpoint at {ckpt_path}")
         try:
-            model = load_method(ckpt_path, map_location=dev)
-        except (ValueError, RuntimeError, KeyError, OSError) as e:
-            raise SwapError(f"cannot load checkpoint {ckpt_path}: {e}") from None
+            ckpt_path = RunDir.checkpoint_of(checkpoint)
+        except FileNotFoundError as e:
+            raise SwapError(f"checkpoint={checkpoint}: {e.strerror} at {e.filename}") from None
+        model = load_method(ckpt_path, map_location=dev)  # a bad file raises CheckpointError naming it
     elif method is not None:
         try:
             model = build_method(method)
@@ -58,18 +55,9 @@ def load_swap_method(checkpoint: str | os.PathLike | None = None, method: Any = 
     model = model.to(dev).eval()
     crop = model.hparams.get("image_size") if hasattr(model, "hparams") else None
     if crop is None and ckpt_path is not None:
-        crop = _run_image_size(ckpt_path)
+        run = RunDir.of_checkpoint(ckpt_path)
+        crop = run.image_size if run is not None else None
     return model, int(crop or size), method_name(model), ckpt_path
-
-
-def _run_image_size(ckpt_path: Path) -> int | None:
-    from omegaconf import OmegaConf
-
-    for folder in (ckpt_path.parent.parent, ckpt_path.parent):
-        cfg = folder / "config.yaml"
-        if cfg.is_file():
-            return OmegaConf.load(cfg).get("data", {}).get("image_size")
-    return None
 
 
 class FaceSwapper:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceswaplab.errors import FaceSwapLabError
 from faceswaplab.faces import template
 
 # Options that change what is written: a resumed run must use the same values.
@@ -13,7 +14,7 @@ OUTPUT_OPTIONS = ("input", "size", "margin", "backend", "select", "reference", "
                   "layout", "identity", "identities", "min_size", "min_face_size", "detect_size", "pad", "border")
 
 
-class PrepareError(RuntimeError):
+class PrepareError(FaceSwapLabError, RuntimeError):
     """The run cannot proceed or ended without a usable result; the message names the input and the report."""
 
 

@@ -194,3 +194,13 @@ def test_compose_works_inside_another_hydra_application(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["faceswaplab.methods.deepfakes.DeepFakes", "32", "42", "42"]
+
+
+def test_readme_example_swaps_a_crop_that_prepare_wrote(deepfakes, media, tmp_path):
+    """`method.swap(Image.open(<a crop of prepare's output>))`: a 256 px crop through a 32 px model."""
+    from faceswaplab.data.preparation import prepare
+
+    prepare(media / "photos" / "biden", tmp_path / "biden", workers=1, progress=False)
+    crop = sorted((tmp_path / "biden" / "faces").glob("*.png"))[0]
+    face = deepfakes.swap(Image.open(crop), direction="AtoB")
+    assert isinstance(face, Image.Image) and face.size == (256, 256) == Image.open(crop).size

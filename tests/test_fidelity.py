@@ -246,3 +246,40 @@ def test_every_method_builds_from_its_size_alone(path):
     cls = getattr(__import__(f"faceswaplab.methods.{module}", fromlist=[name]), name)
     method = cls(image_size=64)
     assert method.hparams.image_size == 64
+
+
+# ------------------------------------------------------------------------------------------------ landmark warp
+
+
+def test_landmark_warp_keeps_the_open_target_mouth():
+    import numpy as np
+    from scipy.ndimage import binary_erosion
+
+    from faceswaplab.methods.landmark_warp import LandmarkWarp, mouth_interior
+
+    faces_ = SyntheticFaces(seed=0)
+    target = faces_.render(0, 128, expression=(1.0, 0, 0, 0), background=(40, 120, 60))  # mouth wide open
+    source = faces_.render(1, 128, expression=(0.0, 0, 0, 0), background=(200, 60, 60))  # mouth closed
+    inside = binary_erosion(mouth_interior(target.landmarks, (128, 128)) > 0.5, iterations=2)
+    assert inside.sum() > 30  # the open mouth is a real region
+    swaps = {keep: LandmarkWarp(keep_mouth=keep).swap_image(target.image, source.image, target.landmarks,
+                                                            source.landmarks) for keep in (True, False)}
+    diff = {k: np.abs(v.astype(int) - target.image)[inside].mean() for k, v in swaps.items()}
+    assert diff[True] <= 2 < diff[False], diff  # kept: the target's teeth and tongue; not: stretched source lips
+
+
+def test_blur_ratio_correction_follows_local_lighting():
+    """``src * blur(dst) / blur(src)`` moves a shadow across the face, which a global transfer cannot."""
+    import numpy as np
+
+    from faceswaplab.faces import blending
+
+    face = SyntheticFaces(seed=0).render(0, 96).image
+    shade = np.linspace(0.45, 1.0, 96, dtype=np.float32)[None, :, None]  # dark on the left, bright on the right
+    dst = np.clip(face * shade, 0, 255).astype(np.uint8)
+    mask = np.zeros((96, 96), np.float32)
+    mask[16:80, 16:80] = 1
+    inner = slice(24, 72)
+    err = {mode: np.abs(blending.color_transfer(face, dst, mask, mode=mode, blur=15).astype(int)
+                        - dst)[inner, inner].mean() for mode in ("blur_ratio", "lab_meanstd")}
+    assert err["blur_ratio"] < 0.5 * err["lab_meanstd"], err

@@ -1,6 +1,6 @@
 """Plain ``nn.Module`` building blocks of the methods (no Lightning here)."""
 
-from faceswaplab.nets.autoencoder import Decoder, Encoder
+from faceswaplab.nets.autoencoder import LIAE, Decoder, Encoder
 from faceswaplab.nets.init import init_weights
 from faceswaplab.nets.patchgan import MultiscaleDiscriminator, PatchDiscriminator
 from faceswaplab.nets.pix2pixhd import LocalEnhancer
@@ -10,6 +10,7 @@ from faceswaplab.nets.unet import UnetGenerator
 __all__ = [
     "Decoder",
     "Encoder",
+    "LIAE",
     "LocalEnhancer",
     "MultiscaleDiscriminator",
     "PatchDiscriminator",

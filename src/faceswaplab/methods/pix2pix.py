@@ -82,8 +82,8 @@ class Pix2Pix(FaceSwapMethod):
 
     Inference follows the paper (section 3.1, and the reference test script without ``--eval``): the generator
     runs as in training, dropout on and batch norm from the image's own statistics (each image alone, as the
-    reference tests with batch 1), so a swap is a sample. ``swap_seed`` makes each swap call draw the same
-    sample (None: fresh noise every call); ``eval_mode=True`` runs the generator deterministically instead, with
+    reference tests with batch 1), so a swap is a sample. ``swap_seed`` fixes the dropout noise of every image
+    (a swap then does not depend on the call or on the rest of the batch; None: fresh noise every time); ``eval_mode=True`` runs the generator deterministically instead, with
     running statistics and no dropout (reported to give blurrier faces).
 
     Training follows the reference: the discriminator is updated before the generator on each batch, the
@@ -164,8 +164,12 @@ class Pix2Pix(FaceSwapMethod):
         if self.hparams.eval_mode:
             with eval_mode(g):
                 return g(x)
-        with sampling_mode(g), seeded(self.hparams.swap_seed, x.device):
-            return torch.cat([g(xi[None]) for xi in x])  # batch statistics of each image alone
+        with sampling_mode(g):
+            out = []
+            for xi in x:  # each image alone: its own batch statistics and its own noise, whatever the batch
+                with seeded(self.hparams.swap_seed, x.device):
+                    out.append(g(xi[None]))
+            return torch.cat(out)
 
     def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
                      source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:

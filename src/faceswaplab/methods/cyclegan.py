@@ -133,7 +133,7 @@ class CycleGAN(FaceSwapMethod):
         image_size: int | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["image_size"] if image_size is None else None)  # no size: any size
         self.automatic_optimization = False
         self.netG_A = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
         self.netG_B = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)

@@ -11,7 +11,7 @@ from faceswaplab.config import compose
 from faceswaplab.data.synthetic import SyntheticFaces
 from faceswaplab.faces.backends import MissingWeightsError
 from faceswaplab.losses import GANLoss, VGGLoss, feature_matching_loss
-from faceswaplab.nets import LocalEnhancer, MultiscaleDiscriminator, ResnetGenerator, UnetGenerator
+from faceswaplab.nets import LocalEnhancer, ResnetGenerator, UnetGenerator
 from faceswaplab.nets.vgg import VGG19Features
 
 TINY = {
@@ -185,6 +185,14 @@ def test_pix2pixhd_trains_with_the_perceptual_loss_through_the_config_hook(tmp_p
     assert isinstance(method.criterion_vgg, VGGLoss)
     assert not any(k.startswith("criterion_vgg") for k in method.state_dict())  # not in the checkpoint
     assert float(method.trainer.callback_metrics["train/loss_G_VGG_A"]) > 0
+
+
+def test_pix2pixhd_discriminator_pads_by_two():
+    """pix2pixHD's NLayerDiscriminator pads its 4x4 convolutions by ceil(3 / 2) = 2: 64 -> 33 -> 17 -> 9 -> 10 -> 11."""
+    from faceswaplab.nets import PatchDiscriminator
+
+    assert PatchDiscriminator(width=4, padding=2)(torch.zeros(1, 3, 64, 64)).shape[-1] == 11
+    assert PatchDiscriminator(width=4)(torch.zeros(1, 3, 64, 64)).shape[-1] == 6
 
 
 def test_global_generator_downsamples_four_times():

@@ -12,7 +12,8 @@ the projects they copy do, so that their weights mean what they mean there.
   over all pixels.
 * ``deepfacelab`` (SAEHD's loss below 256 px): ``10 * (1 - SSIM) / 2`` with a window of resolution / 11.6 (at 256
   px and above half of it with resolution / 23.2 added), ``10 * MSE`` of the masked faces, and the "eyes and
-  mouth priority" ``300 * mean |real - fake|`` inside the eye and mouth regions.
+  mouth priority" ``300 * mean |real - fake|`` inside the eye and mouth regions. DeepFaceLab softens its face
+  mask with a small Gaussian blur first; the face mask is used as it comes here.
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ class Pix2Pix(FaceSwapMethod):
     Inference follows the paper (section 3.1, and the reference test script without ``--eval``): the generator
     runs as in training, dropout on and batch norm from the image's own statistics (each image alone, as the
     reference tests with batch 1), so a swap is a sample. ``swap_seed`` fixes the dropout noise of every image
-    (a swap then does not depend on the call or on the rest of the batch; None: fresh noise every time); ``eval_mode=True`` runs the generator deterministically instead, with
-    running statistics and no dropout (reported to give blurrier faces).
+    (a swap then depends neither on the call nor on the rest of the batch; None: fresh noise every time);
+    ``eval_mode=True`` runs the generator deterministically instead, with running statistics and no dropout
+    (reported to give blurrier faces).
 
     Training follows the reference: the discriminator is updated before the generator on each batch, the
     learning rate is constant for ``n_epochs`` and decays linearly to zero over ``n_epochs_decay`` (default:
@@ -109,6 +110,7 @@ class Pix2Pix(FaceSwapMethod):
         pretrained_global: str | None = None,
         disc_width: int = 64,
         disc_layers: int = 3,
+        disc_padding: int = 1,
         num_D: int = 1,
         norm: str = "batch",
         gan_mode: str = "vanilla",
@@ -133,7 +135,8 @@ class Pix2Pix(FaceSwapMethod):
         in_ch = num_channels(sketch_channels)
         for x in SIDES:
             setattr(self, f"netG_{x}", init_weights(self._generator(in_ch)))
-            setattr(self, f"netD_{x}", init_weights(MultiscaleDiscriminator(in_ch + 3, disc_width, disc_layers, norm, num_D)))
+            netD = MultiscaleDiscriminator(in_ch + 3, disc_width, disc_layers, norm, num_D, disc_padding)
+            setattr(self, f"netD_{x}", init_weights(netD))
             # Each identity's mean landmarks, learnt from its training batches (crop pixels at image_size).
             self.register_buffer(f"mean_landmarks_{x}", torch.zeros(68, 2))
             self.register_buffer(f"shape_seen_{x}", torch.zeros((), dtype=torch.bool))

@@ -61,7 +61,8 @@ class ImagePool:
         self.rng.set_state(state["rng"])
 
 
-def linear_decay(method: L.LightningModule, optimizers: list, n_epochs: int | None, n_epochs_decay: int | None) -> list:
+def linear_decay(method: L.LightningModule, optimizers: list, n_epochs: int | None,
+                 n_epochs_decay: int | None) -> list:
     """The reference schedule of CycleGAN and pix2pix: constant for `n_epochs`, then linear to zero over
     `n_epochs_decay` (stepped once per epoch). None for both: the trainer's ``max_epochs`` split in halves, as
     the papers' 100 + 100 of 200 epochs (a constant rate when the trainer counts steps instead of epochs).

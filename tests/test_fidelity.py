@@ -407,9 +407,16 @@ def test_deepfacelab_loss_preset_equals_its_formula():
     from faceswaplab.losses import reconstruction_terms, ssim
 
     fake, real, mask, parts = _regions(1, size=64)
+    mask = torch.zeros_like(mask)
+    mask[:, :, 10:50, 12:52] = 1
     terms = reconstruction_terms("deepfacelab", fake, real, mask, parts, mse_weight=10, ssim_weight=10,
                                  eyes_mouth_weight=300)
-    f, r = (fake + 1) / 2 * mask, (real + 1) / 2 * mask
+    # Its mask: gaussian_blur(mask, 64 // 32): sigma 2, kernel int(2 * 2 * 2) made odd = 9, zero padding; then
+    # clipped to 0.5 and doubled.
+    g = torch.exp(-torch.arange(-4.0, 5.0) ** 2 / (2 * 2.0**2))
+    soft = (F.conv2d(mask, (torch.outer(g, g) / torch.outer(g, g).sum())[None, None], padding=4).clamp(0, 0.5) * 2)
+    assert soft[0, 0, 30, 30] == 1 and 0 < soft[0, 0, 9, 30] < 1 and soft[0, 0, 4, 30] == 0  # fades outside
+    f, r = (fake + 1) / 2 * soft, (real + 1) / 2 * soft
     em = parts.sum(1, keepdim=True).clamp(0, 1)
     # SAEHD below 256 px: 10 * dssim(window int(res / 11.6)) + 10 * mse + 300 * |target * em - pred * em|
     torch.testing.assert_close(terms["loss_ssim"], 10 * (1 - ssim(f, r, data_range=1.0, window=5)) / 2)

@@ -12,17 +12,30 @@ the projects they copy do, so that their weights mean what they mean there.
   over all pixels.
 * ``deepfacelab`` (SAEHD's loss below 256 px): ``10 * (1 - SSIM) / 2`` with a window of resolution / 11.6 (at 256
   px and above half of it with resolution / 23.2 added), ``10 * MSE`` of the masked faces, and the "eyes and
-  mouth priority" ``300 * mean |real - fake|`` inside the eye and mouth regions. DeepFaceLab softens its face
-  mask with a small Gaussian blur first; the face mask is used as it comes here.
+  mouth priority" ``300 * mean |real - fake|`` inside the eye and mouth regions. The face mask is softened as
+  DeepFaceLab does: a Gaussian blur of sigma resolution / 32 (kernel 4 sigma, zero padding), clipped to 0.5
+  and doubled, so it stays 1 inside and fades out over a few pixels at its edge.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from faceswaplab.losses.reconstruction import masked_l1, ssim, ssim_loss, ssim_map
 
 PRESETS = ("l1_ssim", "faceswap", "deepfacelab")
+
+
+def soften_mask(mask: torch.Tensor) -> torch.Tensor:
+    """DeepFaceLab's training mask: blur (B, 1, S, S) by sigma max(1, S // 32), clip to [0, 0.5], double."""
+    sigma = max(1, mask.shape[-1] // 32)
+    k = max(3, 4 * sigma) | 1
+    x = torch.arange(k, dtype=mask.dtype, device=mask.device) - k // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = (g[:, None] * g[None, :]) / (g.sum() ** 2)
+    blurred = F.conv2d(mask, kernel[None, None], padding=k // 2)
+    return blurred.clamp(0, 0.5) * 2
 
 
 def reconstruction_terms(preset: str, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
@@ -51,7 +64,8 @@ def reconstruction_terms(preset: str, fake: torch.Tensor, real: torch.Tensor, ma
         return terms
     if preset == "deepfacelab":
         size = real.shape[-1]
-        fm, rm = f01 * mask, r01 * mask
+        soft = soften_mask(mask)
+        fm, rm = f01 * soft, r01 * soft
         if ssim_weight:
             windows = [int(size / 11.6)] if size < 256 else [int(size / 11.6), int(size / 23.2)]
             terms["loss_ssim"] = ssim_weight * sum(

@@ -123,3 +123,18 @@ def test_seamless_clone_falls_back_to_feather_when_opencv_fails(pair, caplog):
         out = B.seamless_clone(src, dst, mask)
     assert "falling back" in caplog.text
     np.testing.assert_array_equal(out, B.feather_blend(src, dst, mask))
+
+
+def test_blur_ratio_correction_follows_local_lighting():
+    """``src * blur(dst) / blur(src)`` moves a shadow across the face, which a global transfer cannot."""
+    from faceswaplab.data.synthetic import SyntheticFaces
+
+    face = SyntheticFaces(seed=0).render(0, 96).image
+    shade = np.linspace(0.45, 1.0, 96, dtype=np.float32)[None, :, None]  # dark on the left, bright on the right
+    dst = np.clip(face * shade, 0, 255).astype(np.uint8)
+    mask = np.zeros((96, 96), np.float32)
+    mask[16:80, 16:80] = 1
+    inner = slice(24, 72)
+    err = {mode: np.abs(B.color_transfer(face, dst, mask, mode=mode, blur=15).astype(int)
+                        - dst)[inner, inner].mean() for mode in ("blur_ratio", "lab_meanstd")}
+    assert err["blur_ratio"] < 0.5 * err["lab_meanstd"], err

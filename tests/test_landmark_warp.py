@@ -128,3 +128,19 @@ def test_preview_grid_rows_are_source_target_swap(synthetic_pairs):
     # The grid helper stacks the three columns.
     g = preview_grid(p["source"], p["target"], p["target"])
     assert g.shape == (3, 2 * (size + pad) + pad, 3 * (size + pad) + pad)
+
+
+def test_landmark_warp_keeps_the_open_target_mouth():
+    from scipy.ndimage import binary_erosion
+
+    from faceswaplab.methods.landmark_warp import mouth_interior
+
+    faces_ = SyntheticFaces(seed=0)
+    target = faces_.render(0, 128, expression=(1.0, 0, 0, 0), background=(40, 120, 60))  # mouth wide open
+    source = faces_.render(1, 128, expression=(0.0, 0, 0, 0), background=(200, 60, 60))  # mouth closed
+    inside = binary_erosion(mouth_interior(target.landmarks, (128, 128)) > 0.5, iterations=2)
+    assert inside.sum() > 30  # the open mouth is a real region
+    swaps = {keep: LandmarkWarp(keep_mouth=keep).swap_image(target.image, source.image, target.landmarks,
+                                                            source.landmarks) for keep in (True, False)}
+    diff = {k: np.abs(v.astype(int) - target.image)[inside].mean() for k, v in swaps.items()}
+    assert diff[True] <= 2 < diff[False], diff  # kept: the target's teeth and tongue; not: stretched source lips

@@ -78,7 +78,7 @@ def test_gan_losses():
     assert torch.allclose(GANLoss("hinge")(pred, False), F.relu(1 + pred).mean())
     assert torch.allclose(GANLoss("hinge")(pred, True, for_discriminator=False), -pred.mean())
     multi = [(pred, []), (pred * 2, [])]
-    assert torch.allclose(GANLoss("lsgan")(multi, True), (((pred - 1) ** 2).mean() + ((2 * pred - 1) ** 2).mean()) / 2)
+    assert torch.allclose(GANLoss("lsgan")(multi, True), ((pred - 1) ** 2).mean() + ((2 * pred - 1) ** 2).mean())  # summed over scales
     with pytest.raises(ValueError):
         GANLoss("wgan")
 

@@ -11,7 +11,8 @@ class GANLoss(nn.Module):
     """``loss(prediction, real: bool)`` for one discriminator output or a list of them (multi-scale).
 
     A list entry may be a ``(logits, features)`` pair as returned by ``forward(..., features=True)``; the losses of
-    the entries are averaged. For hinge, ``for_discriminator=False`` gives the generator's ``-mean(D(G(x)))``.
+    the scales are summed, as pix2pixHD does (Wang et al. 2018, eq. 4 sums its discriminators' objectives). For
+    hinge, ``for_discriminator=False`` gives the generator's ``-mean(D(G(x)))``.
     """
 
     def __init__(self, mode: str = "lsgan"):
@@ -32,15 +33,19 @@ class GANLoss(nn.Module):
     def forward(self, prediction, real: bool, for_discriminator: bool = True) -> torch.Tensor:
         preds = prediction if isinstance(prediction, (list, tuple)) else [prediction]
         preds = [p[0] if isinstance(p, (list, tuple)) else p for p in preds]
-        return torch.stack([self._single(p, real, for_discriminator) for p in preds]).mean()
+        return torch.stack([self._single(p, real, for_discriminator) for p in preds]).sum()
 
 
 def feature_matching_loss(fake_outputs: list, real_outputs: list) -> torch.Tensor:
-    """pix2pixHD's feature-matching loss: L1 between discriminator features of fake and (detached) real inputs.
+    """pix2pixHD's feature-matching loss (Wang et al. 2018, eq. 4) weighted as its reference code.
 
-    Both arguments are lists over scales of ``(logits, features)`` pairs; averaged over scales and layers.
+    Both arguments are lists over scales of ``(logits, features)`` pairs (real features are detached). Each
+    layer's L1 distance is weighted by ``4 / n_feature_layers`` and each scale by ``1 / n_scales``, then summed:
+    with 2 scales of 4 feature layers (``n_layers=3``), every term counts 1/2.
     """
-    terms = []
+    total = fake_outputs[0][0].new_zeros(())
     for (_, fake_feats), (_, real_feats) in zip(fake_outputs, real_outputs):
-        terms += [F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)]
-    return torch.stack(terms).mean()
+        w = 4.0 / len(fake_feats) / len(fake_outputs)
+        for f, r in zip(fake_feats, real_feats):
+            total = total + w * F.l1_loss(f, r.detach())
+    return total

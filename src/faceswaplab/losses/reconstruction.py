@@ -31,20 +31,18 @@ def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> t
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(
+def ssim_map(
     x: torch.Tensor,
     y: torch.Tensor,
     data_range: float = 2.0,
     window: int = 11,
     sigma: float = 1.5,
-    reduction: str = "mean",
     padding: str = "valid",
 ) -> torch.Tensor:
-    """Structural similarity of (B, C, H, W) images with a Gaussian window (Wang et al. 2004).
+    """Per-window structural similarity (B, C, H', W') of (B, C, H, W) images (Wang et al. 2004).
 
-    `data_range` is max - min of the pixel values (2 for images in [-1, 1]). ``padding="valid"`` averages over
-    windows inside the image (as scikit-image does), ``"reflect"`` over every pixel with mirrored borders (as
-    torchmetrics does). ``reduction="none"`` gives (B,).
+    ``padding="valid"``: windows inside the image (H' = H - window + 1); ``"reflect"``: one per pixel, mirrored
+    borders (H' = H).
     """
     c = x.shape[1]
     if padding == "reflect":
@@ -60,8 +58,25 @@ def ssim(
     var_x = F.conv2d(x * x, win, groups=c) - mu_x**2
     var_y = F.conv2d(y * y, win, groups=c) - mu_y**2
     cov = F.conv2d(x * y, win, groups=c) - mu_x * mu_y
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    per_image = s.flatten(1).mean(1)
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 2.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    reduction: str = "mean",
+    padding: str = "valid",
+) -> torch.Tensor:
+    """Structural similarity of (B, C, H, W) images with a Gaussian window (Wang et al. 2004).
+
+    `data_range` is max - min of the pixel values (2 for images in [-1, 1]). ``padding="valid"`` averages over
+    windows inside the image (as scikit-image does), ``"reflect"`` over every pixel with mirrored borders (as
+    torchmetrics does). ``reduction="none"`` gives (B,).
+    """
+    per_image = ssim_map(x, y, data_range, window, sigma, padding).flatten(1).mean(1)
     return per_image.mean() if reduction == "mean" else per_image
 
 

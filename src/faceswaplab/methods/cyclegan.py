@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -60,12 +61,53 @@ class ImagePool:
         self.rng.set_state(state["rng"])
 
 
+def linear_decay(method: L.LightningModule, optimizers: list, n_epochs: int | None,
+                 n_epochs_decay: int | None) -> list:
+    """The reference schedule of CycleGAN and pix2pix: constant for `n_epochs`, then linear to zero over
+    `n_epochs_decay` (stepped once per epoch). None for both: the trainer's ``max_epochs`` split in halves, as
+    the papers' 100 + 100 of 200 epochs (a constant rate when the trainer counts steps instead of epochs).
+    """
+    if n_epochs is None and n_epochs_decay is None:
+        total = method.trainer.max_epochs if method._trainer is not None else None
+        if total is None or total < 0:
+            n_epochs, n_epochs_decay = 10**9, 1
+        else:
+            n_epochs_decay = total // 2
+            n_epochs = total - n_epochs_decay
+    elif n_epochs is None or n_epochs_decay is None:
+        raise ValueError("set both n_epochs and n_epochs_decay, or neither (halves of trainer.max_epochs)")
+
+    def rule(epoch: int) -> float:
+        return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+
+    return [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in optimizers]
+
+
+def resize_crop_flip(images: Tensor, load_ratio: float) -> Tensor:
+    """The reference's ``resize_and_crop`` + flip augmentation on a batch (N, C, H, W): each image is resized to
+    `load_ratio` times its size (286/256 in the paper), cropped back at a random place and mirrored with
+    probability 1/2 (torch's global generator, which training reseeds every batch)."""
+    n, _, h, w = images.shape
+    big_h, big_w = round(h * load_ratio), round(w * load_ratio)
+    big = F.interpolate(images, size=(big_h, big_w), mode="bicubic", align_corners=False).clamp(-1, 1)
+    ys = torch.randint(0, big_h - h + 1, (n,)).tolist()
+    xs = torch.randint(0, big_w - w + 1, (n,)).tolist()
+    crops = torch.stack([big[i, :, y:y + h, x:x + w] for i, (y, x) in enumerate(zip(ys, xs))])
+    flip = (torch.rand(n) < 0.5).to(images.device).view(n, 1, 1, 1)
+    return torch.where(flip, crops.flip(-1), crops)
+
+
 class CycleGAN(FaceSwapMethod):
     """Two ResNet generators and two 70x70 PatchGANs trained with LSGAN, cycle and identity losses.
 
     Reads ``image_A`` and ``image_B`` (unpaired) from the batch. ``swap(target, direction="AtoB")`` returns
     ``netG_A(target)``: the target, an A face, redrawn as B; ``"BtoA"`` uses ``netG_B``. ``source`` is ignored:
     the identity is the one the generator was trained on.
+
+    ``augment`` adds the reference's ``resize_and_crop`` + flip to each training batch (resize by
+    ``load_ratio``, random crop back, random mirror). The learning rate is constant for ``n_epochs`` and decays
+    linearly to zero over ``n_epochs_decay`` (default: halves of the trainer's ``max_epochs``, section 7.1).
+    ``image_size`` only records the crop size (the nets are fully convolutional; ``swap`` then checks it).
     """
 
     identity_specific = True
@@ -74,9 +116,9 @@ class CycleGAN(FaceSwapMethod):
 
     def __init__(
         self,
-        lambda_A: float,
-        lambda_B: float,
-        lambda_identity: float,
+        lambda_A: float = 10.0,
+        lambda_B: float = 10.0,
+        lambda_identity: float = 0.5,
         gen_width: int = 64,
         gen_blocks: int = 9,
         disc_width: int = 64,
@@ -86,12 +128,15 @@ class CycleGAN(FaceSwapMethod):
         pool_size: int = 50,
         lr: float = 2e-4,
         beta1: float = 0.5,
-        n_epochs: int = 100,
-        n_epochs_decay: int = 100,
+        n_epochs: int | None = None,
+        n_epochs_decay: int | None = None,
         init_gain: float = 0.02,
+        augment: bool = False,
+        load_ratio: float = 286 / 256,
+        image_size: int | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["image_size"] if image_size is None else None)  # no size: any size
         self.automatic_optimization = False
         self.netG_A = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
         self.netG_B = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
@@ -111,16 +156,13 @@ class CycleGAN(FaceSwapMethod):
         betas = (hp.beta1, 0.999)
         opt_g = torch.optim.Adam([*self.netG_A.parameters(), *self.netG_B.parameters()], lr=hp.lr, betas=betas)
         opt_d = torch.optim.Adam([*self.netD_A.parameters(), *self.netD_B.parameters()], lr=hp.lr, betas=betas)
-
-        def rule(epoch: int) -> float:  # constant for n_epochs, then linearly down to zero over n_epochs_decay
-            return max(0.0, 1.0 - max(0, epoch + 1 - hp.n_epochs) / float(hp.n_epochs_decay + 1))
-
-        scheds = [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in (opt_g, opt_d)]
-        return [opt_g, opt_d], scheds
+        return [opt_g, opt_d], linear_decay(self, [opt_g, opt_d], hp.n_epochs, hp.n_epochs_decay)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         hp = self.hparams
         real_A, real_B = batch["image_A"], batch["image_B"]  # (N, 3, H, W) each, unpaired
+        if hp.augment:
+            real_A, real_B = resize_crop_flip(real_A, hp.load_ratio), resize_crop_flip(real_B, hp.load_ratio)
         opt_g, opt_d = self.optimizers()
 
         # Generators G (netG_A) and F (netG_B); the discriminators are frozen by the toggle.

@@ -5,37 +5,51 @@ pose and expression rather than copy pixels; the decoders learn to draw their ow
 With ``align`` (the default) every face is first fitted to the canonical template by a similarity on its
 landmarks, as faceswap trains on aligned faces: head roll, scale and shift then no longer move the eyes and mouth
 around the crop, and the autoencoder learns features much sooner. The swap is warped back onto the target.
+
+``arch="liae"`` is DeepFaceLab's LIAE instead (shared encoder, shared inter AB, inter B, one shared decoder; see
+:class:`faceswaplab.nets.LIAE`). ``loss`` picks the reconstruction objective: ours (``l1_ssim``) or the presets of
+faceswap and DeepFaceLab (:mod:`faceswaplab.losses.autoencoder`). The schedule practitioners follow is built in:
+random warp switched off after ``warp_off_step`` iterations, learning-rate dropout (DeepFaceLab: each weight's
+update kept with probability ``lr_dropout``) from ``lr_dropout_step``, the adversarial term from
+``adversarial_step``, and gradient clipping to a global norm ``grad_clip``.
+
 Loss names:
-    loss_l1_X    masked L1 between decoder_X(encoder(warp(x))) and x inside the face mask, eyes and mouth weighted
-    loss_ssim_X  1 - SSIM of the same pair (the DSSIM term of the faceswap trainers)
-    loss_mask_X  L1 between the decoder's mask and the face mask (when the decoder learns a mask)
+    loss_l1_X, loss_mse_X, loss_ssim_X, loss_eyes_mouth_X   the reconstruction terms of decoder_X(encoder(warp(x)))
+                                                            against x (see the loss presets)
+    loss_mask_X  the decoder's mask against the face mask (L1 for l1_ssim, MSE for the presets)
     loss_G_X     optional adversarial term against a PatchGAN of identity X (LSGAN); loss_D_X its discriminator
     loss_X       the sum for identity X
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from faceswaplab.data.augment import apply_affine, random_warp
 from faceswaplab.faces.alignment import alignment_transform_batch, invert_transform_batch
-from faceswaplab.losses import GANLoss, masked_l1, ssim_loss
+from faceswaplab.losses import GANLoss, reconstruction_terms
+from faceswaplab.losses.autoencoder import PRESETS
 from faceswaplab.methods.base import FaceSwapMethod, direction_sides
-from faceswaplab.nets import Decoder, Encoder, PatchDiscriminator, init_weights
+from faceswaplab.nets import LIAE, Decoder, Encoder, PatchDiscriminator, init_weights
 
 SIDES = ("A", "B")
 
 
 class DeepFakes(FaceSwapMethod):
-    """Shared encoder + decoder_A + decoder_B (faceswap's "original" model at 64 px, scalable to 128 and 256).
+    """Shared encoder + decoder_A + decoder_B (faceswap's "original" model at 64 px, scalable to 128 and 256), or
+    DeepFaceLab's LIAE.
 
     Reads ``image_X``, ``mask_X`` and ``parts_X`` (eye and mouth regions) for X in A, B, and ``landmarks_X``
-    with ``align``. ``swap(target, direction="AtoB")`` decodes an A face with B's decoder and, when the decoder
-    learns a mask, pastes the result onto the target through that mask, so the target's background is kept.
-    ``source`` is ignored. With ``align``, the target's landmarks place the face in the template frame; without
-    them the crop is taken as already aligned.
+    with ``align``. ``swap(target, direction="AtoB")`` decodes an A face as B and, when the decoder learns a
+    mask, pastes the result onto the target through that mask, so the target's background is kept. ``source``
+    is ignored. With ``align``, the target's landmarks place the face in the template frame; without them the
+    crop is taken as already aligned. LIAE's own swap direction is ``BtoA`` (DeepFaceLab's dst -> src).
+
+    The defaults are faceswap's: the "original" widths, its loss (SSIM + MSE, eye and mouth multipliers 3 and
+    2, learned mask), random warp of 5/256 of the image size and Adam 5e-5 with betas (0.5, 0.999).
     """
 
     identity_specific = True
@@ -45,13 +59,17 @@ class DeepFakes(FaceSwapMethod):
     def __init__(
         self,
         image_size: int,
-        l1_weight: float,
-        ssim_weight: float,
-        eye_weight: float,
-        mouth_weight: float,
-        mask_weight: float,
-        adversarial_weight: float,
-        warp_strength: float = 0.04,
+        loss: str = "faceswap",
+        l1_weight: float = 0.0,
+        mse_weight: float = 1.0,
+        ssim_weight: float = 1.0,
+        eye_multiplier: float = 3.0,
+        mouth_multiplier: float = 2.0,
+        eyes_mouth_weight: float = 0.0,
+        mask_weight: float = 1.0,
+        adversarial_weight: float = 0.0,
+        arch: str = "df",
+        warp_strength: float = 5 / 256,
         warp_grid: int = 5,
         enc_width: int = 128,
         latent: int = 1024,
@@ -64,22 +82,42 @@ class DeepFakes(FaceSwapMethod):
         lr: float = 5e-5,
         beta1: float = 0.5,
         beta2: float = 0.999,
+        grad_clip: float = 0.0,
+        warp_off_step: int | None = None,
+        lr_dropout: float = 1.0,
+        lr_dropout_step: int = 0,
+        adversarial_step: int = 0,
     ):
         super().__init__()
+        if loss not in PRESETS:
+            raise ValueError(f"method.loss: unknown DeepFakes loss {loss!r}, expected one of {PRESETS}")
+        if not 0 < lr_dropout <= 1:
+            raise ValueError(f"method.lr_dropout: the probability of keeping an update, in (0, 1], got {lr_dropout}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.encoder = Encoder(image_size, enc_width, latent, dense_channels, code_channels)
-        self.decoders = torch.nn.ModuleDict(
-            {x: Decoder(image_size, dec_width, code_channels, mask=learn_mask) for x in SIDES}
-        )
+        if arch == "df":
+            self.encoder = Encoder(image_size, enc_width, latent, dense_channels, code_channels)
+            self.decoders = torch.nn.ModuleDict(
+                {x: Decoder(image_size, dec_width, code_channels, mask=learn_mask) for x in SIDES}
+            )
+        elif arch == "liae":
+            self.liae = LIAE(image_size, enc_width, latent, dense_channels, code_channels, dec_width, learn_mask)
+        else:
+            raise ValueError(f"method.arch: unknown DeepFakes architecture {arch!r}, expected 'df' or 'liae'")
         self.discriminators = None
         if adversarial_weight > 0:
             self.discriminators = torch.nn.ModuleDict({x: init_weights(PatchDiscriminator(3, disc_width)) for x in SIDES})
             self.criterion_gan = GANLoss("lsgan")
+        self.iterations = 0  # training batches done (the schedule's clock; kept in checkpoints)
+
+    def autoencoder_parameters(self) -> list[torch.nn.Parameter]:
+        """Everything but the discriminators."""
+        skip = set() if self.discriminators is None else set(self.discriminators.parameters())
+        return [p for p in self.parameters() if p not in skip]
 
     def decode(self, images: Tensor, side: str) -> tuple[Tensor, Tensor | None]:
         """(N, 3, S, S) -> decoder_side(encoder(images)): the face (N, 3, S, S) and its mask (N, 1, S, S) or None."""
-        out = self.decoders[side](self.encoder(images))
+        out = self.liae(images, side) if self.hparams.arch == "liae" else self.decoders[side](self.encoder(images))
         return out if self.hparams.learn_mask else (out, None)
 
     def to_template(self, landmarks: Tensor, image: Tensor, *maps: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
@@ -106,7 +144,7 @@ class DeepFakes(FaceSwapMethod):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam([*self.encoder.parameters(), *self.decoders.parameters()], lr=hp.lr, betas=betas)
+        opt_g = torch.optim.Adam(self.autoencoder_parameters(), lr=hp.lr, betas=betas)
         if self.discriminators is None:
             return opt_g
         return [opt_g, torch.optim.Adam(self.discriminators.parameters(), lr=hp.lr, betas=betas)]
@@ -115,6 +153,10 @@ class DeepFakes(FaceSwapMethod):
         hp = self.hparams
         opts = self.optimizers()
         opt_g = opts[0] if isinstance(opts, list) else opts
+        warp = hp.warp_strength if hp.warp_off_step is None or self.iterations < hp.warp_off_step else 0.0
+        adversarial = self.discriminators is not None and self.iterations >= hp.adversarial_step
+        weights = {k: hp[k] for k in ("l1_weight", "mse_weight", "ssim_weight", "eye_multiplier", "mouth_multiplier",
+                                      "eyes_mouth_weight")}
         losses: dict[str, Tensor] = {}
         faces: dict[str, tuple[Tensor, Tensor]] = {}
         with self.toggled_optimizer(opt_g):
@@ -123,27 +165,25 @@ class DeepFakes(FaceSwapMethod):
                 real, mask, parts = batch[f"image_{x}"], batch[f"mask_{x}"], batch[f"parts_{x}"]
                 if hp.align:
                     real, (mask, parts), _ = self.to_template(batch[f"landmarks_{x}"], real, mask, parts)
-                warped, _ = random_warp(real, hp.warp_strength, hp.warp_grid)
+                warped = random_warp(real, warp, hp.warp_grid)[0] if warp > 0 else real
                 face, pred_mask = self.decode(warped, x)  # (N, 3, S, S), (N, 1, S, S) | None
-                weight = 1 + (hp.eye_weight - 1) * parts[:, :1] + (hp.mouth_weight - 1) * parts[:, 1:2]
-                losses[f"loss_l1_{x}"] = hp.l1_weight * masked_l1(face, real, mask, weight)
-                # SSIM on the face only: the background is not the decoder's job.
-                losses[f"loss_ssim_{x}"] = hp.ssim_weight * ssim_loss(face * mask, real * mask)
-                loss_x = losses[f"loss_l1_{x}"] + losses[f"loss_ssim_{x}"]
+                terms = reconstruction_terms(hp.loss, face, real, mask, parts, **weights)
                 if pred_mask is not None:
-                    losses[f"loss_mask_{x}"] = hp.mask_weight * F.l1_loss(pred_mask, mask)
-                    loss_x = loss_x + losses[f"loss_mask_{x}"]
-                if self.discriminators is not None:
-                    losses[f"loss_G_{x}"] = hp.adversarial_weight * self.criterion_gan(self.discriminators[x](face), True)
-                    loss_x = loss_x + losses[f"loss_G_{x}"]
-                losses[f"loss_{x}"] = loss_x
+                    mask_error = (pred_mask - mask).abs() if hp.loss == "l1_ssim" else (pred_mask - mask) ** 2
+                    terms["loss_mask"] = hp.mask_weight * mask_error.mean()
+                if adversarial:
+                    terms["loss_G"] = hp.adversarial_weight * self.criterion_gan(self.discriminators[x](face), True)
+                losses.update({f"{k}_{x}": v for k, v in terms.items()})
+                losses[f"loss_{x}"] = sum(terms.values())
                 faces[x] = real, face.detach()  # the discriminator compares in the same (aligned) frame
-                total = total + loss_x
+                total = total + losses[f"loss_{x}"]
             opt_g.zero_grad()
             self.manual_backward(total)
-            opt_g.step()
+            if hp.grad_clip > 0:
+                self.clip_gradients(opt_g, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
+            self._step_with_lr_dropout(opt_g)
 
-        if self.discriminators is not None:
+        if adversarial:
             opt_d = opts[1]
             with self.toggled_optimizer(opt_d):
                 loss_d = 0.0
@@ -157,6 +197,28 @@ class DeepFakes(FaceSwapMethod):
                 self.manual_backward(loss_d)
                 opt_d.step()
 
+        self.iterations += 1
         n = batch["image_A"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
         self.log("train/loss", (losses["loss_A"] + losses["loss_B"]).detach(), prog_bar=True, batch_size=n)
+
+    def _step_with_lr_dropout(self, opt) -> None:
+        """``opt.step()``, keeping each weight's update with probability ``lr_dropout`` once the schedule says so
+        (DeepFaceLab's learning-rate dropout: Adam's moments still see every gradient)."""
+        keep = self.hparams.lr_dropout
+        if keep >= 1 or self.iterations < self.hparams.lr_dropout_step:
+            opt.step()
+            return
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        before = [p.detach().clone() for p in params]
+        opt.step()
+        with torch.no_grad():
+            for p, old in zip(params, before):
+                p.copy_(old + (p - old) * torch.bernoulli(torch.full_like(p, keep)))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["deepfakes_iterations"] = self.iterations
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.iterations = checkpoint.get("deepfakes_iterations", 0)

@@ -4,20 +4,32 @@ For each (target, source) pair: triangulate the target's 68 landmarks plus foreh
 (Delaunay), warp every source triangle onto the matching target triangle (piecewise affine), correct the warped
 face's colours to the target's inside the target's face mask, and blend it in (Poisson ``seamless`` clone or a
 ``feather``-ed alpha blend). The result keeps the target's face outline and landmark positions (pose and
-expression) and takes the source's facial texture.
+expression) and takes the source's facial texture. With ``keep_mouth`` (the default) the inside of the target's
+inner lips is left out of the swap: an open target mouth keeps its own teeth and tongue instead of the source's
+lips stretched over the gap. ``color="blur_ratio"`` is the classic landmark swap's local colour correction
+(ratio of Gaussian blurs, kernel 0.6 times the distance between the eye centres).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from faceswaplab.faces import blending, masks, warp
+from faceswaplab.faces.template import EYE_LEFT, EYE_RIGHT, MOUTH_INNER
 from faceswaplab.images import to_image, to_tensor
 from faceswaplab.methods.base import FaceSwapMethod
 
 BLENDS = ("seamless", "feather")
+
+
+def mouth_interior(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 mask of the polygon of the inner-lip points 60-67 (empty when the mouth is closed)."""
+    out = np.zeros(size, np.float32)
+    cv2.fillPoly(out, [np.round(landmarks[MOUTH_INNER]).astype(np.int32)], 1.0, lineType=cv2.LINE_AA)
+    return out
 
 
 class LandmarkWarp(FaceSwapMethod):
@@ -32,6 +44,7 @@ class LandmarkWarp(FaceSwapMethod):
         mask_dilate: grow (> 0) or shrink (< 0) the face mask by this fraction of the face width.
         drop_folds: leave out of the swap the mesh triangles that flip between source and target (the source
             would fold over itself there, duplicating features); the target shows through instead.
+        keep_mouth: keep the target's mouth interior (inside the inner-lip points 60-67).
         detector: dlib detector (``"hog"`` or ``"cnn"``) used when ``swap`` is called without landmarks.
         upsample: dlib's upsampling steps for that detector.
 
@@ -46,7 +59,7 @@ class LandmarkWarp(FaceSwapMethod):
 
     def __init__(self, color: str = "lab_meanstd", blend: str = "seamless", feather: float = 0.06,
                  forehead: float = masks.DEFAULT_FOREHEAD, mask_dilate: float = 0.0, drop_folds: bool = True,
-                 detector: str = "hog", upsample: int = 1):
+                 keep_mouth: bool = True, detector: str = "hog", upsample: int = 1):
         super().__init__()
         if color not in blending.COLOR_MODES:
             raise ValueError(f"color must be one of {blending.COLOR_MODES}, got {color!r}")
@@ -86,7 +99,10 @@ class LandmarkWarp(FaceSwapMethod):
         face_width = float(np.linalg.norm(lm[16] - lm[0]))
         mask = masks.face_hull_mask_np(lm, (h, w), forehead=hp.forehead, dilate=hp.mask_dilate * face_width)
         mask = mask * coverage
-        warped = blending.color_transfer(warped, target, mask, mode=hp.color)
+        if hp.keep_mouth:
+            mask = mask * (1 - mouth_interior(lm, (h, w)))
+        eye_distance = float(np.linalg.norm(lm[EYE_LEFT].mean(0) - lm[EYE_RIGHT].mean(0)))
+        warped = blending.color_transfer(warped, target, mask, mode=hp.color, blur=0.6 * eye_distance)
         radius = max(1, round(hp.feather * face_width))
         if hp.blend == "seamless":
             return blending.seamless_clone(warped, target, mask, fallback_radius=radius)

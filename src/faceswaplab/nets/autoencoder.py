@@ -1,9 +1,10 @@
-"""The DeepFakes autoencoder: one shared encoder, one decoder per identity (faceswap's "original" layout at 64 px).
+"""The DeepFakes autoencoders: faceswap's "original" layout (one shared encoder, one decoder per identity) and
+DeepFaceLab's LIAE (one shared encoder, a shared "inter" AB and an inter for B only, one shared decoder).
 
-Encoder at 64 px: four stride-2 5x5 convs (w, 2w, 4w, 8w channels) down to 4x4, dense to a `latent`-sized code,
-dense back to a 4x4 map of `dense_channels`, one upscale -> (B, code_channels, 8, 8). Larger inputs add stride-2
-stages, so the code always starts from a 4x4 map. The decoder upscales with pixel shuffle (4w, 2w, w channels at
-64 px) to the input size and ends in tanh, with an optional sigmoid mask channel.
+Encoder at 64 px: four stride-2 5x5 convs (w, 2w, 4w, 8w channels) down to 4x4, then the "inter" part: dense to
+a `latent`-sized code, dense back to a 4x4 map of `dense_channels`, one upscale -> (B, code_channels, 8, 8).
+Larger inputs add stride-2 stages, so the code always starts from a 4x4 map. The decoder upscales with pixel
+shuffle (4w, 2w, w channels at 64 px) to the input size and ends in tanh, with an optional sigmoid mask channel.
 """
 
 from __future__ import annotations
@@ -38,25 +39,65 @@ def _stages(size: int) -> int:
     return n
 
 
-class Encoder(nn.Module):
-    """(B, 3, S, S) -> (B, code_channels, 8, 8); S a power of two >= 16 (64 in the original)."""
+def conv_encoder(size: int, width: int) -> tuple[nn.Sequential, int]:
+    """The stride-2 conv stack (B, 3, S, S) -> (B, C, 4, 4) and its flattened size 16 * C."""
+    n = _stages(size)
+    chans = [3] + [width * 2 ** min(i, 3) for i in range(n)]
+    return nn.Sequential(*[_down(chans[i], chans[i + 1]) for i in range(n)]), chans[-1] * 16
+
+
+class Inter(nn.Module):
+    """Conv features (B, C, 4, 4) -> code (B, code_channels, 8, 8): dense to `latent`, dense to a 4x4 map, upscale."""
+
+    def __init__(self, in_features: int, latent: int = 1024, dense_channels: int = 1024, code_channels: int = 512):
+        super().__init__()
+        self.dense_channels = dense_channels
+        self.dense = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, latent), nn.Linear(latent, 4 * 4 * dense_channels)
+        )
+        self.up = Upscale(dense_channels, code_channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        z = self.dense(h)  # (B, 16 * dense_channels)
+        return self.up(z.view(-1, self.dense_channels, 4, 4))  # (B, code_channels, 8, 8)
+
+
+class Encoder(Inter):
+    """(B, 3, S, S) -> (B, code_channels, 8, 8); S a power of two >= 16 (64 in the original): convs, then inter."""
 
     def __init__(
         self, size: int = 64, width: int = 128, latent: int = 1024, dense_channels: int = 1024, code_channels: int = 512
     ):
-        super().__init__()
-        n = _stages(size)
-        chans = [3] + [width * 2 ** min(i, 3) for i in range(n)]
-        self.convs = nn.Sequential(*[_down(chans[i], chans[i + 1]) for i in range(n)])
-        self.dense_channels = dense_channels
-        self.dense = nn.Sequential(
-            nn.Flatten(), nn.Linear(chans[-1] * 16, latent), nn.Linear(latent, 4 * 4 * dense_channels)
-        )
-        self.up = Upscale(dense_channels, code_channels)
+        convs, features = conv_encoder(size, width)
+        super().__init__(features, latent, dense_channels, code_channels)
+        self.convs = convs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.dense(self.convs(x))  # (B, 16 * dense_channels)
-        return self.up(z.view(-1, self.dense_channels, 4, 4))  # (B, code_channels, 8, 8)
+        return super().forward(self.convs(x))
+
+
+class LIAE(nn.Module):
+    """DeepFaceLab's LIAE: ``forward(x, side)`` -> the decoder's output for identity `side` ("A" or "B").
+
+    Side A's code is ``[inter_AB(e), inter_AB(e)]``, side B's ``[inter_B(e), inter_AB(e)]`` (e the shared
+    encoder's features, concatenated on channels), decoded by one shared decoder. In DeepFaceLab's terms A is
+    the "src" (the identity put into videos) and B the "dst" (the faces replaced): its swap is side A's code of a
+    B face.
+    """
+
+    def __init__(self, size: int = 128, enc_width: int = 64, latent: int = 256, dense_channels: int = 512,
+                 code_channels: int = 512, dec_width: int = 64, mask: bool = False):
+        super().__init__()
+        self.encoder, features = conv_encoder(size, enc_width)
+        self.inter_AB = Inter(features, latent, dense_channels, code_channels)
+        self.inter_B = Inter(features, latent, dense_channels, code_channels)
+        self.decoder = Decoder(size, dec_width, 2 * code_channels, mask)
+
+    def forward(self, x: torch.Tensor, side: str):
+        h = self.encoder(x)
+        ab = self.inter_AB(h)
+        first = ab if side == "A" else self.inter_B(h)
+        return self.decoder(torch.cat([first, ab], 1))  # code (B, 2 * code_channels, 8, 8)
 
 
 class Decoder(nn.Module):

@@ -1,9 +1,11 @@
-"""Weight initialisation and normalisation layer choice shared by the generators and discriminators."""
+"""Weight initialisation, normalisation layer choice and inference modes shared by the generators."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
+import torch
 from torch import nn
 
 
@@ -38,3 +40,48 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
             nn.init.zeros_(m.bias)
 
     return net.apply(init)
+
+
+@contextlib.contextmanager
+def sampling_mode(net: nn.Module):
+    """Run `net` as pix2pix samples at test time: dropout on and batch norm from the batch's own statistics.
+
+    Running statistics are neither used nor updated; every module's mode is restored on exit.
+    """
+    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in net.modules()]
+    try:
+        for m in net.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.train(True)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train(True)
+                m.track_running_stats = False  # forward then passes no running buffers: batch statistics only
+        yield net
+    finally:
+        for m, training, track in saved:
+            m.training = training
+            if track is not None:
+                m.track_running_stats = track
+
+
+@contextlib.contextmanager
+def eval_mode(net: nn.Module):
+    """Run `net` in eval mode (running statistics, no dropout), restoring its modes on exit."""
+    saved = [(m, m.training) for m in net.modules()]
+    try:
+        yield net.eval()
+    finally:
+        for m, training in saved:
+            m.training = training
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device):
+    """Draw random numbers from `seed` inside the block without touching the global generators (None: no-op)."""
+    if seed is None:
+        yield
+        return
+    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield

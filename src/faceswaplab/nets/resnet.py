@@ -1,6 +1,7 @@
 """The ResNet image-to-image generator of CycleGAN (Johnson et al.'s style-transfer network).
 
-c7s1-w, two stride-2 downsamplings, `n_blocks` residual blocks at 4w channels, two upsamplings, c7s1-3, tanh.
+c7s1-w, `n_downsampling` stride-2 downsamplings (two in CycleGAN, four in pix2pixHD's global generator G1),
+`n_blocks` residual blocks at 2**n_downsampling * w channels, as many upsamplings, c7s1-3, tanh.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """(B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W must be multiples of 4."""
+    """(B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W must be multiples of 2**n_downsampling."""
 
     def __init__(
         self,
@@ -36,6 +37,7 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         norm: str = "instance",
         dropout: float = 0.0,
+        n_downsampling: int = 2,
     ):
         super().__init__()
         Norm = norm_layer(norm)
@@ -47,11 +49,11 @@ class ResnetGenerator(nn.Module):
             nn.ReLU(True),
         ]
         ch = width
-        for _ in range(2):
+        for _ in range(n_downsampling):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), Norm(ch * 2), nn.ReLU(True)]
             ch *= 2
         layers += [ResidualBlock(ch, norm, dropout) for _ in range(n_blocks)]
-        for _ in range(2):
+        for _ in range(n_downsampling):
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
                 Norm(ch // 2),

@@ -12,7 +12,9 @@ class UnetGenerator(nn.Module):
     """(B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W must be multiples of 2**num_downs.
 
     Down path: C(w)-C(2w)-C(4w)-C(8w)-C(8w)...; the innermost layer reaches 1x1 when ``2**num_downs == H``.
-    The three decoder layers nearest the bottleneck use dropout (the pix2pix noise source).
+    Dropout (the pix2pix noise source, Isola et al. 2017, section 3.1) follows the decoder layers of the
+    8w-to-8w blocks between the 8w block and the innermost one, as in the reference U-Net: three at 256 px
+    (``num_downs=8``), two at 128 px, one at 64 px, none below.
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class UnetGenerator(nn.Module):
                 continue
             out = chans[i - 1]
             layers = [nn.ReLU(True), nn.ConvTranspose2d(inner, out, 4, 2, 1, bias=bias), Norm(out)]
-            if dropout > 0 and num_downs - 1 - i in (1, 2, 3):
+            if dropout > 0 and 4 <= i <= num_downs - 2:  # the 8w -> 8w blocks, innermost excluded
                 layers.append(nn.Dropout(dropout))
             self.ups.append(nn.Sequential(*layers))
 

@@ -107,7 +107,7 @@ class CycleGAN(FaceSwapMethod):
     ``augment`` adds the reference's ``resize_and_crop`` + flip to each training batch (resize by
     ``load_ratio``, random crop back, random mirror). The learning rate is constant for ``n_epochs`` and decays
     linearly to zero over ``n_epochs_decay`` (default: halves of the trainer's ``max_epochs``, section 7.1).
-    ``image_size`` only records the crop size (the nets are fully convolutional; ``swap`` then checks it).
+    ``image_size`` only records the crop size (the nets are fully convolutional; None swaps crops of any size).
     """
 
     identity_specific = True
@@ -136,7 +136,7 @@ class CycleGAN(FaceSwapMethod):
         image_size: int | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["image_size"] if image_size is None else None)  # no size: any size
+        self.save_hyperparameters()  # image_size None: crops of any size are swapped as they are
         self.automatic_optimization = False
         self.netG_A = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)
         self.netG_B = init_weights(ResnetGenerator(3, 3, gen_width, gen_blocks, norm), gain=init_gain)

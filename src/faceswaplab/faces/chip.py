@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceswaplab.faces.template import canonical_landmarks
+
 # dlib's mean face shape (x, y in [0, 1]) for landmarks 17-67 of the 68-point scheme, and the 5-point one.
 _MEAN_X = (0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991, 0.98004,
            0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217, 0.613373, 0.121737,
@@ -154,14 +156,20 @@ def _bilinear(src: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, out, torch.zeros_like(out))
 
 
-def face_chip(images: torch.Tensor, landmarks, size: int = 150, padding: float = 0.25,
+def face_chip(images: torch.Tensor, landmarks=None, size: int = 150, padding: float = 0.25,
               quantize: bool = False) -> torch.Tensor:
     """dlib's face chips: images (B, 3, H, W) in [-1, 1] + landmarks (B, 68, 2) or (B, 5, 2) in pixels ->
     (B, 3, size, size) in [-1, 1], as ``dlib.get_face_chip(image, shape, size, padding)`` cuts them.
 
-    ``padding=0.25``, ``size=150`` is what ``compute_face_descriptor`` uses. Differentiable in `images`.
+    ``padding=0.25``, ``size=150`` is what ``compute_face_descriptor`` uses. Without landmarks the images must be
+    square crops in the canonical framing (:func:`faceswaplab.faces.template.canonical_landmarks`).
+    Differentiable in `images`.
     """
     B, _, H, W = images.shape
+    if landmarks is None:
+        if H != W:
+            raise ValueError(f"without landmarks the images must be square canonical crops, got {H}x{W}")
+        landmarks = np.broadcast_to(canonical_landmarks(H), (B, 68, 2))
     lms = torch.as_tensor(landmarks).detach().cpu().double().numpy() if not isinstance(landmarks, np.ndarray) \
         else np.asarray(landmarks, np.float64)
     if lms.ndim != 3 or len(lms) != B:

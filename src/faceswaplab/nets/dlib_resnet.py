@@ -83,6 +83,8 @@ class _Reader:
 
     def str(self) -> str:
         n = self.int()
+        if not 0 <= n <= 256 or self.pos + n > len(self.buf):
+            self.fail(f"expected a layer name, found a length of {n}")
         s = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
         return s.decode("latin-1")
@@ -174,7 +176,7 @@ def _details(r: _Reader) -> DatLayer:
         if version == "loss_metric_2":
             p["margin"], p["distance_threshold"] = r.float(), r.float()
     else:
-        r.fail(f"unsupported dlib layer {version!r}")
+        r.fail(f"unsupported dlib layer {version[:40]!r}")
     return DatLayer(kind, p)
 
 
@@ -337,9 +339,9 @@ def weights_path() -> Path:
     return dlib_model_path(WEIGHTS_FILE)
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped_state() -> dict:
-    return DlibFaceResNet.from_dat(weights_path()).state_dict()
+@functools.lru_cache(maxsize=2)
+def _state(path: Path) -> dict:
+    return DlibFaceResNet.from_dat(path).state_dict()
 
 
 def dlib_resnet(device: str | torch.device = "cpu") -> DlibFaceResNet:
@@ -347,5 +349,5 @@ def dlib_resnet(device: str | torch.device = "cpu") -> DlibFaceResNet:
     process), in eval mode; raises :class:`~faceswaplab.faces.backends.MissingWeightsError` naming the package
     when it is not installed."""
     net = DlibFaceResNet()
-    net.load_state_dict(_shipped_state())
+    net.load_state_dict(_state(weights_path()))
     return net.eval().to(device)

@@ -110,15 +110,12 @@ def _pyramid_plan(rect: np.ndarray, angle: float, size: int, height: int, width:
     return (x0, y0, x1, y1), levels, r
 
 
-def _chip_grid(rect: np.ndarray, angle: float, size: int) -> np.ndarray:
-    """(size, size, 2) source pixel coordinates of the chip pixels: chip corners onto the rotated `rect`'s."""
+def _chip_affine(rect: np.ndarray, angle: float, size: int) -> np.ndarray:
+    """(2, 3) map from chip pixels (u, v, 1) to source pixels: chip corners onto the rotated `rect`'s corners."""
     c = (rect[:2] + rect[2:]) / 2
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    t = np.arange(size) / (size - 1)
-    u = rect[0] + t * (rect[2] - rect[0]) - c[0]
-    v = rect[1] + t * (rect[3] - rect[1]) - c[1]
-    p = np.stack(np.meshgrid(u, v), -1)  # (size, size, 2) relative to the centre, before rotation
-    return p @ rot.T + c
+    step = (rect[2:] - rect[:2]) / (size - 1)  # source pixels per chip pixel, before rotation
+    return np.concatenate([rot * step, (rot @ (rect[:2] - c) + c)[:, None]], 1)
 
 
 def _floor_st(x: torch.Tensor) -> torch.Tensor:
@@ -137,23 +134,21 @@ def _pyramid_down(x: torch.Tensor, quantize: bool) -> torch.Tensor:
     return _floor_st(y) if quantize else y
 
 
-def _bilinear(src: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """dlib's ``interpolate_bilinear``: src (B, C, H, W), grid (B, h, w, 2) pixel (x, y) -> (B, C, h, w); points
-    whose 2x2 neighbourhood is not inside `src` give 0."""
+def _bilinear(src: torch.Tensor, affines: np.ndarray, size: int, fill: float) -> torch.Tensor:
+    """dlib's ``interpolate_bilinear`` of src (B, C, H, W) at the chip pixels' images under (B, 2, 3) `affines`
+    -> (B, C, size, size); chip pixels whose 2x2 source neighbourhood leaves `src` get `fill` (grid_sample alone
+    would blend zeros in partially)."""
     B, C, H, W = src.shape
-    x, y = grid[..., 0], grid[..., 1]
-    x0, y0 = torch.floor(x), torch.floor(y)
-    fx, fy = (x - x0).to(src.dtype)[:, None], (y - y0).to(src.dtype)[:, None]
-    valid = ((x0 >= 0) & (y0 >= 0) & (x0 + 1 < W) & (y0 + 1 < H))[:, None]
-    xi, yi = x0.long().clamp(0, W - 2), y0.long().clamp(0, H - 2)
-    flat = src.reshape(B, C, H * W)
-
-    def at(dy, dx):
-        idx = ((yi + dy) * W + xi + dx).reshape(B, 1, -1).expand(B, C, -1)
-        return flat.gather(2, idx).reshape(B, C, *x.shape[1:])
-
-    out = (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
-    return torch.where(valid, out, torch.zeros_like(out))
+    a = torch.as_tensor(affines, dtype=torch.float64, device=src.device)  # (B, 2, 3)
+    r = torch.arange(size, dtype=torch.float64, device=src.device)
+    uv1 = torch.stack([r[None].expand(size, -1), r[:, None].expand(-1, size), torch.ones(size, size,
+                       dtype=torch.float64, device=src.device)], -1)  # (size, size, 3): (u, v, 1)
+    xy = torch.einsum("hwk,bjk->bhwj", uv1, a)  # (B, size, size, 2) source pixels
+    x, y = xy[..., 0], xy[..., 1]
+    valid = ((x >= 0) & (y >= 0) & (x < W - 1) & (y < H - 1))[:, None]
+    norm = torch.stack([2 * x / (W - 1) - 1, 2 * y / (H - 1) - 1], -1).to(src.dtype)
+    out = F.grid_sample(src, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return torch.where(valid, out, torch.full_like(out, fill))
 
 
 def face_chip(images: torch.Tensor, landmarks=None, size: int = 150, padding: float = 0.25,
@@ -174,26 +169,26 @@ def face_chip(images: torch.Tensor, landmarks=None, size: int = 150, padding: fl
         else np.asarray(landmarks, np.float64)
     if lms.ndim != 3 or len(lms) != B:
         raise ValueError(f"landmarks must be ({B}, 68 or 5, 2), got {lms.shape}")
-    pix = (images + 1) * 127.5
     out: list[torch.Tensor | None] = [None] * B
-    direct = []  # faces sampled from the image itself (no pyramid level): batched
+    direct = []  # (face, affine) of faces sampled from the image itself (no pyramid level): batched
     for i, lm in enumerate(lms):
         rect, angle = chip_details(lm, size, padding)
         (x0, y0, x1, y1), levels, r = _pyramid_plan(rect, angle, size, H, W)
-        if levels == 0:  # sampled in crop coordinates as dlib does (same rounding)
-            direct.append((i, _chip_grid(rect - [x0, y0, x0, y0], angle, size) + [x0, y0]))
+        if levels == 0:  # the map in crop coordinates, then shifted, as dlib computes it (same rounding)
+            m = _chip_affine(rect - [x0, y0, x0, y0], angle, size)
+            m[:, 2] += [x0, y0]
+            direct.append((i, m))
             continue
-        src = pix[i:i + 1, :, y0:y1 + 1, x0:x1 + 1]
+        src = (images[i:i + 1, :, y0:y1 + 1, x0:x1 + 1] + 1) * 127.5  # dlib's pyramid works on pixel values
         for _ in range(levels):
             src = _pyramid_down(src, quantize)
-        grid = torch.as_tensor(_chip_grid(r, angle, size), device=images.device)[None]
-        out[i] = _bilinear(src, grid)[0]
+        out[i] = _bilinear(src, _chip_affine(r, angle, size)[None], size, 0.0)[0] / 127.5 - 1
     if direct:
         idx = [i for i, _ in direct]
-        grid = torch.as_tensor(np.stack([g for _, g in direct]), device=images.device)
-        for i, chip in zip(idx, _bilinear(pix[idx], grid)):
+        src = images if idx == list(range(B)) else images[idx]
+        for i, chip in zip(idx, _bilinear(src, np.stack([m for _, m in direct]), size, -1.0)):
             out[i] = chip
-    chips = torch.stack(out)  # (B, 3, size, size) pixel values
+    chips = torch.stack(out)  # (B, 3, size, size) in [-1, 1]
     if quantize:
-        chips = _floor_st(chips)
-    return chips / 127.5 - 1
+        chips = _floor_st((chips + 1) * 127.5) / 127.5 - 1
+    return chips

@@ -44,7 +44,7 @@ from faceswaplab.faces.chip import face_chip
 from faceswaplab.metrics.weights import (
     WeightsUnavailable, cache_dir, facenet_weights, require_package,
 )
-from faceswaplab.nets.dlib_resnet import dlib_resnet
+from faceswaplab.nets.dlib_resnet import dlib_resnet, weights_path as dlib_weights_path
 
 DEFAULT_EMBEDDER = "synthetic"
 EMBEDDERS = ("dlib", "facenet", "arcface", "synthetic")
@@ -128,6 +128,7 @@ class DlibEmbedder(FaceEmbedder):
             raise ValueError("num_jitters needs backend='dlib' (the torch backend computes plain descriptors)")
         self.backend, self.num_jitters, self.padding = backend, int(num_jitters), float(padding)
         self.device, self.batch_size = torch.device(device), int(batch_size)
+        self.weights_path = dlib_weights_path()  # recorded by the benchmark
         if backend == "torch":
             self.net = dlib_resnet(self.device)
         else:

@@ -47,6 +47,10 @@ MEAN_FACE_5 = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.
                         [0.4901123135679, 0.6277975316475]])
 
 
+def _rotation(angle: float) -> np.ndarray:
+    return np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+
+
 def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, np.ndarray]:
     """dlib's ``find_similarity_transform`` (Umeyama, with its reflection rule): (scale, angle, translation)."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -76,8 +80,7 @@ def chip_details(landmarks: np.ndarray, size: int = 150, padding: float = 0.25) 
         raise ValueError(f"face chips need (68, 2) or (5, 2) landmarks, got {lm.shape}")
     src = (padding + src) / (2 * padding + 1) * size
     scale, angle, t = _umeyama(src, dst)
-    c = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]) \
-        @ np.array([size / 2, size / 2]) + t
+    c = scale * _rotation(angle) @ np.array([size / 2, size / 2]) + t
     half = (size * scale - 1) / 2  # dlib's centered_drect shrinks the width by one
     return np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half]), angle
 
@@ -98,9 +101,8 @@ def _pyramid_plan(rect: np.ndarray, angle: float, size: int, height: int, width:
     while _area(r) > size * size:
         r, levels, grow = _rect_down(r), levels + 1, grow * 2 + 2
     c = (rect[:2] + rect[2:]) / 2
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     corners = (np.array([[rect[0], rect[1]], [rect[2], rect[1]], [rect[0], rect[3]], [rect[2], rect[3]]]) - c) \
-        @ rot.T + c
+        @ _rotation(angle).T + c
     lo = np.maximum(corners.min(0) - grow, 0)
     hi = np.minimum(corners.max(0) + grow, [width - 1, height - 1])
     x0, y0, x1, y1 = (int(math.floor(v + 0.5)) for v in (*lo, *hi))  # std::lround (values are >= 0)
@@ -113,7 +115,7 @@ def _pyramid_plan(rect: np.ndarray, angle: float, size: int, height: int, width:
 def _chip_affine(rect: np.ndarray, angle: float, size: int) -> np.ndarray:
     """(2, 3) map from chip pixels (u, v, 1) to source pixels: chip corners onto the rotated `rect`'s corners."""
     c = (rect[:2] + rect[2:]) / 2
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    rot = _rotation(angle)
     step = (rect[2:] - rect[:2]) / (size - 1)  # source pixels per chip pixel, before rotation
     return np.concatenate([rot * step, (rot @ (rect[:2] - c) + c)[:, None]], 1)
 
@@ -181,8 +183,13 @@ def face_chip(images: torch.Tensor, landmarks=None, size: int = 150, padding: fl
             continue
         src = (images[i:i + 1, :, y0:y1 + 1, x0:x1 + 1] + 1) * 127.5  # dlib's pyramid works on pixel values
         for _ in range(levels):
+            if min(src.shape[2:]) <= 8:  # dlib's pyramid_down gives an empty image: the chip is black
+                break
             src = _pyramid_down(src, quantize)
-        out[i] = _bilinear(src, _chip_affine(r, angle, size)[None], size, 0.0)[0] / 127.5 - 1
+        else:
+            out[i] = _bilinear(src, _chip_affine(r, angle, size)[None], size, 0.0)[0] / 127.5 - 1
+            continue
+        out[i] = torch.full((images.shape[1], size, size), -1.0, dtype=images.dtype, device=images.device)
     if direct:
         idx = [i for i, _ in direct]
         src = images if idx == list(range(B)) else images[idx]

@@ -4,7 +4,7 @@ Backends (:func:`build_embedder` by name; :data:`DEFAULT_EMBEDDER` is the benchm
 
 * ``dlib``: dlib's ResNet face-recognition model (128-d), shipped in ``face_recognition_models``, run in torch
   (:mod:`faceswaplab.nets.dlib_resnet`, batched, CPU or GPU) on the chip dlib's alignment cuts from our landmarks
-  (nothing is re-detected); ``backend="dlib"`` runs dlib's C++ instead.
+  (nothing is re-detected); ``dlib_cpp`` runs dlib's C++ instead (for comparison).
 * ``facenet``: facenet-pytorch's InceptionResnetV1 trained on VGGFace2 (512-d); its weights download on first use.
 * ``arcface``: any ArcFace ONNX model (e.g. insightface's ``w600k_r50.onnx``), run through onnxruntime.
 * ``synthetic``: a small CNN trained by :func:`train_synthetic_embedder` on renders of 200 procedural identities
@@ -27,6 +27,7 @@ photos (``--photos``, :func:`photo_folder_auc`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -47,7 +48,7 @@ from faceswaplab.metrics.weights import (
 from faceswaplab.nets.dlib_resnet import dlib_resnet, weights_path as dlib_weights_path
 
 DEFAULT_EMBEDDER = "synthetic"
-EMBEDDERS = ("dlib", "facenet", "arcface", "synthetic")
+EMBEDDERS = ("dlib", "dlib_cpp", "facenet", "arcface", "synthetic")
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -113,8 +114,8 @@ class DlibEmbedder(FaceEmbedder):
     ``backend="torch"`` (default) cuts the chips with :func:`faceswaplab.faces.chip.face_chip` and runs
     :class:`~faceswaplab.nets.dlib_resnet.DlibFaceResNet` batched on `device`; ``backend="dlib"`` calls dlib's
     C++ ``compute_face_descriptor`` one face at a time (landmarks rounded to whole pixels, as dlib stores them;
-    ``num_jitters`` > 0 only there). On the same chips the two agree within 1e-4 per component
-    (tests/test_dlib_resnet.py).
+    ``num_jitters`` > 0 only there), named ``dlib_cpp`` (:func:`build_embedder` and the benchmark's
+    ``embedder=dlib_cpp``). On the same chips the two agree within 1e-4 per component (tests/test_dlib_resnet.py).
     """
 
     name, dim = "dlib", 128
@@ -127,6 +128,7 @@ class DlibEmbedder(FaceEmbedder):
         if backend == "torch" and num_jitters:
             raise ValueError("num_jitters needs backend='dlib' (the torch backend computes plain descriptors)")
         self.backend, self.num_jitters, self.padding = backend, int(num_jitters), float(padding)
+        self.name = "dlib" if backend == "torch" else "dlib_cpp"
         self.device, self.batch_size = torch.device(device), int(batch_size)
         self.weights_path = dlib_weights_path()  # recorded by the benchmark
         if backend == "torch":
@@ -414,8 +416,8 @@ class SyntheticEmbedder(FaceEmbedder):
 
 def build_embedder(name: str = DEFAULT_EMBEDDER, **kwargs) -> FaceEmbedder:
     """The embedder `name` (one of :data:`EMBEDDERS`); raises a :class:`MetricUnavailable` when it can't run."""
-    classes = {"dlib": DlibEmbedder, "facenet": FacenetEmbedder, "arcface": ArcfaceEmbedder,
-               "synthetic": SyntheticEmbedder}
+    classes = {"dlib": DlibEmbedder, "dlib_cpp": functools.partial(DlibEmbedder, backend="dlib"),
+               "facenet": FacenetEmbedder, "arcface": ArcfaceEmbedder, "synthetic": SyntheticEmbedder}
     if name not in classes:
         raise ValueError(f"unknown embedder {name!r}: expected one of {EMBEDDERS}")
     return classes[name](**kwargs)

@@ -21,8 +21,8 @@ Images are aligned crops (B, 3, H, W) in [-1, 1]; landmarks (B, 68, 2) in crop p
 crops are assumed to follow the canonical framing (:func:`faceswaplab.faces.template.canonical_landmarks`).
 
 Command line: ``python -m faceswaplab.metrics.embedder_auc`` trains the synthetic embedder (``--train``) and prints
-the same-vs-different identity ROC AUC of each backend on the synthetic faces (:func:`synthetic_auc`) and on real
-photos (``--photos``, :func:`photo_folder_auc`).
+the same-vs-different identity ROC AUC of each backend on the synthetic faces and on real photos (``--photos``), as
+:func:`faceswaplab.metrics.separation.synthetic_auc` and ``photo_folder_auc`` compute them.
 """
 
 from __future__ import annotations

@@ -295,6 +295,7 @@ class DlibFaceResNet(nn.Module):
         return kinds + ["avg_pool", "fc", "loss_metric"]
 
     def convs(self) -> list[nn.Conv2d]:
+        """The convolutions in dlib's order (input first), each with its affine layer folded in."""
         return [self.stem] + [c for level in self.levels for b in level for c in (b.conv1, b.conv2)]
 
     @classmethod

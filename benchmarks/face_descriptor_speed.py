@@ -1,6 +1,6 @@
 """Throughput of dlib's face descriptor: our torch port vs dlib's C++, batch 1 and batch 32, faces/s.
 
-    python benchmarks/face_descriptor_speed.py [--threads 1] [--seconds 2] [--rounds 3] [--out benchmarks/face_descriptor_speed.md]
+    python benchmarks/face_descriptor_speed.py [--threads 1] [--seconds 2] [--rounds 3] [--out FILE.md]
 
 Two steps are measured on real face chips (the astronaut photo of scikit-image, its face found by dlib):
 

@@ -159,9 +159,9 @@ class DlibEmbedder(FaceEmbedder):
             return F.normalize(e, dim=1)
         out = []
         for s in range(0, len(images), self.batch_size):
-            # Chips truncated to 8 bits like dlib's, so that the numbers match the C++ path's.
+            # 8-bit images and chips, as the C++ path has them, so that the two give the same numbers.
             x = images[s:s + self.batch_size].float().clamp(-1, 1).to(self.device)
-            x = torch.round((x + 1) * 127.5) / 127.5 - 1  # 8-bit images, as the C++ path receives them
+            x = torch.round((x + 1) * 127.5) / 127.5 - 1
             out.append(self.net(face_chip(x, lms[s:s + self.batch_size], padding=self.padding, quantize=True)))
         return F.normalize(torch.cat(out).float(), dim=1).cpu()
 

@@ -43,8 +43,9 @@ from faceswaplab.metrics.attributes import (
 from faceswaplab.metrics.base import PerSampleMetric
 from faceswaplab.metrics.embedders import (
     DEFAULT_EMBEDDER, EMBEDDERS, ArcfaceEmbedder, DlibEmbedder, FaceEmbedder, FacenetEmbedder, SyntheticEmbedder,
-    build_embedder, pair_auc, roc_auc, synthetic_auc, train_synthetic_embedder,
+    build_embedder, pair_auc, roc_auc, train_synthetic_embedder,
 )
+from faceswaplab.metrics.separation import synthetic_auc
 from faceswaplab.metrics.identity import (
     IdentityMatch, IdentityRetrieval, IdentitySimilarity, equal_error_threshold, identity_gallery, identity_match,
     identity_retrieval, identity_similarity,

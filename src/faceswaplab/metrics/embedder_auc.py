@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from faceswaplab.metrics.embedders import (
-    EMBEDDERS, build_embedder, photo_folder_auc, synthetic_auc, train_synthetic_embedder,
-)
+from faceswaplab.metrics.embedders import EMBEDDERS, build_embedder, train_synthetic_embedder
+from faceswaplab.metrics.separation import photo_folder_auc, synthetic_auc
 from faceswaplab.metrics.weights import MetricUnavailable
 
 

@@ -2,8 +2,9 @@
 
 Backends (:func:`build_embedder` by name; :data:`DEFAULT_EMBEDDER` is the benchmark's choice):
 
-* ``dlib``: dlib's ResNet face-recognition model (128-d), shipped in ``face_recognition_models``. Our landmarks
-  are handed to it as a ``full_object_detection``, so nothing is re-detected.
+* ``dlib``: dlib's ResNet face-recognition model (128-d), shipped in ``face_recognition_models``, run in torch
+  (:mod:`faceswaplab.nets.dlib_resnet`, batched, CPU or GPU) on the chip dlib's alignment cuts from our landmarks
+  (nothing is re-detected); ``dlib_cpp`` runs dlib's C++ instead (for comparison).
 * ``facenet``: facenet-pytorch's InceptionResnetV1 trained on VGGFace2 (512-d); its weights download on first use.
 * ``arcface``: any ArcFace ONNX model (e.g. insightface's ``w600k_r50.onnx``), run through onnxruntime.
 * ``synthetic``: a small CNN trained by :func:`train_synthetic_embedder` on renders of 200 procedural identities
@@ -20,12 +21,13 @@ Images are aligned crops (B, 3, H, W) in [-1, 1]; landmarks (B, 68, 2) in crop p
 crops are assumed to follow the canonical framing (:func:`faceswaplab.faces.template.canonical_landmarks`).
 
 Command line: ``python -m faceswaplab.metrics.embedder_auc`` trains the synthetic embedder (``--train``) and prints
-the same-vs-different identity ROC AUC of each backend on the synthetic faces (:func:`synthetic_auc`) and on real
-photos (``--photos``, :func:`photo_folder_auc`).
+the same-vs-different identity ROC AUC of each backend on the synthetic faces and on real photos (``--photos``), as
+:func:`faceswaplab.metrics.separation.synthetic_auc` and ``photo_folder_auc`` compute them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -39,12 +41,14 @@ from torch import nn
 
 from faceswaplab.faces import template as T
 from faceswaplab.faces.alignment import similarity_transform
+from faceswaplab.faces.chip import face_chip
 from faceswaplab.metrics.weights import (
     WeightsUnavailable, cache_dir, facenet_weights, require_package,
 )
+from faceswaplab.nets.dlib_resnet import dlib_resnet, weights_path as dlib_weights_path
 
 DEFAULT_EMBEDDER = "synthetic"
-EMBEDDERS = ("dlib", "facenet", "arcface", "synthetic")
+EMBEDDERS = ("dlib", "dlib_cpp", "facenet", "arcface", "synthetic")
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -105,18 +109,37 @@ class FaceEmbedder(ABC):
 
 
 class DlibEmbedder(FaceEmbedder):
-    """dlib's ResNet descriptor (128-d) computed on the face chip dlib cuts from our 68 landmarks."""
+    """dlib's ResNet descriptor (128-d) on the face chip dlib's alignment cuts from our 68 landmarks.
+
+    ``backend="torch"`` (default) cuts the chips with :func:`faceswaplab.faces.chip.face_chip` and runs
+    :class:`~faceswaplab.nets.dlib_resnet.DlibFaceResNet` batched on `device`; ``backend="dlib"`` calls dlib's
+    C++ ``compute_face_descriptor`` one face at a time (landmarks rounded to whole pixels, as dlib stores them;
+    ``num_jitters`` > 0 only there), named ``dlib_cpp`` (:func:`build_embedder` and the benchmark's
+    ``embedder=dlib_cpp``). On the same chips the two agree within 1e-4 per component (tests/test_dlib_resnet.py).
+    """
 
     name, dim = "dlib", 128
 
-    def __init__(self, num_jitters: int = 0, padding: float = 0.25):
-        import dlib
+    def __init__(self, num_jitters: int = 0, padding: float = 0.25, backend: str = "torch",
+                 device: str | torch.device = "cpu", batch_size: int = 32):
+        require_package("face_recognition_models", "face-recognition-models", "the dlib embedder")
+        if backend not in ("torch", "dlib"):
+            raise ValueError(f"dlib embedder backend must be 'torch' or 'dlib', got {backend!r}")
+        if backend == "torch" and num_jitters:
+            raise ValueError("num_jitters needs backend='dlib' (the torch backend computes plain descriptors)")
+        self.backend, self.num_jitters, self.padding = backend, int(num_jitters), float(padding)
+        self.name = "dlib" if backend == "torch" else "dlib_cpp"
+        self.device, self.batch_size = torch.device(device), int(batch_size)
+        self.weights_path = dlib_weights_path()  # recorded by the benchmark
+        if backend == "torch":
+            self.net = dlib_resnet(self.device)
+        else:
+            import dlib
 
-        from faceswaplab.faces.backends import _dlib_model
+            from faceswaplab.faces.backends import _dlib_model
 
-        self._dlib = dlib
-        self._net = _dlib_model("face_recognition_model_v1", "dlib_face_recognition_resnet_model_v1.dat")
-        self.num_jitters, self.padding = int(num_jitters), float(padding)
+            self._dlib = dlib
+            self._net = _dlib_model("face_recognition_model_v1", "dlib_face_recognition_resnet_model_v1.dat")
 
     def shape(self, landmarks: np.ndarray):
         """A ``dlib.full_object_detection`` from (68, 2) pixel landmarks (box = their bounding box)."""
@@ -126,14 +149,21 @@ class DlibEmbedder(FaceEmbedder):
         pts = [d.point(int(round(x)), int(round(y))) for x, y in landmarks]
         return d.full_object_detection(d.rectangle(int(x0), int(y0), int(x1), int(y1)), pts)
 
+    @torch.no_grad()
     def embed(self, images, landmarks=None):
         lms = _landmarks_or_canonical(images, landmarks)
+        if self.backend == "dlib":
+            e = torch.as_tensor(np.stack([
+                np.asarray(self._net.compute_face_descriptor(img, self.shape(lm), self.num_jitters, self.padding))
+                for img, lm in zip(to_uint8(images), lms)]), dtype=torch.float32)
+            return F.normalize(e, dim=1)
         out = []
-        for img, lm in zip(to_uint8(images), lms):
-            out.append(np.asarray(self._net.compute_face_descriptor(img, self.shape(lm), self.num_jitters,
-                                                                     self.padding)))
-        e = torch.as_tensor(np.stack(out), dtype=torch.float32)
-        return F.normalize(e, dim=1)
+        for s in range(0, len(images), self.batch_size):
+            # 8-bit images and chips, as the C++ path has them, so that the two give the same numbers.
+            x = images[s:s + self.batch_size].float().clamp(-1, 1).to(self.device)
+            x = torch.round((x + 1) * 127.5) / 127.5 - 1
+            out.append(self.net(face_chip(x, lms[s:s + self.batch_size], padding=self.padding, quantize=True)))
+        return F.normalize(torch.cat(out).float(), dim=1).cpu()
 
 
 # --------------------------------------------------------------------------------------------------- facenet
@@ -386,8 +416,8 @@ class SyntheticEmbedder(FaceEmbedder):
 
 def build_embedder(name: str = DEFAULT_EMBEDDER, **kwargs) -> FaceEmbedder:
     """The embedder `name` (one of :data:`EMBEDDERS`); raises a :class:`MetricUnavailable` when it can't run."""
-    classes = {"dlib": DlibEmbedder, "facenet": FacenetEmbedder, "arcface": ArcfaceEmbedder,
-               "synthetic": SyntheticEmbedder}
+    classes = {"dlib": DlibEmbedder, "dlib_cpp": functools.partial(DlibEmbedder, backend="dlib"),
+               "facenet": FacenetEmbedder, "arcface": ArcfaceEmbedder, "synthetic": SyntheticEmbedder}
     if name not in classes:
         raise ValueError(f"unknown embedder {name!r}: expected one of {EMBEDDERS}")
     return classes[name](**kwargs)
@@ -413,60 +443,3 @@ def pair_auc(embeddings: torch.Tensor, identities) -> float:
     sim = (e @ e.T)[iu[0], iu[1]]
     same = (ids[:, None] == ids[None])[iu[0], iu[1]]
     return roc_auc(sim.numpy(), same.numpy())
-
-
-def synthetic_auc(embedder: FaceEmbedder, identities: int = 8, renders: int = 20, size: int = 128, seed: int = 0,
-                  use_landmarks: bool = True, batch: int = 32) -> float:
-    """Same- vs different-identity ROC AUC of `embedder` on `identities` x `renders` synthetic faces (random pose,
-    expression, light, background; :meth:`SyntheticFaces.sample`) of population `seed`."""
-    from faceswaplab.data.synthetic import SyntheticFaces
-
-    faces = SyntheticFaces(seed, identities)
-    rs = [faces.sample(i, k, size) for i in range(identities) for k in range(renders)]
-    embs = []
-    for s in range(0, len(rs), batch):
-        chunk = rs[s:s + batch]
-        img = torch.as_tensor(np.stack([r.image for r in chunk])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        lm = torch.as_tensor(np.stack([r.landmarks for r in chunk])) if use_landmarks else None
-        embs.append(embedder.embed(img, lm))
-    return pair_auc(torch.cat(embs), [r.identity for r in rs])
-
-
-def photo_folder_auc(embedder: FaceEmbedder, root, size: int = 128, max_per_person: int | None = None,
-                     exclude: tuple[str, ...] = ("groups",)) -> tuple[float, int, int]:
-    """Same- vs different-identity ROC AUC of `embedder` on real photos ``root/<person>/*`` (one face each; the
-    folders named in `exclude`, e.g. group photos, are left out).
-
-    Every photo is padded (tight crops need context), its largest face found by dlib (HOG) and aligned to a `size`
-    crop. Returns ``(auc, photos used, photos skipped)``; skipped photos (no face found) are reported, not fatal.
-    """
-    from pathlib import Path
-
-    import cv2
-
-    from faceswaplab.faces.alignment import align_face
-    from faceswaplab.faces.backends import DlibBackend
-    from faceswaplab.io import ImageReadError, read_image
-
-    backend = DlibBackend("hog", upsample=1)
-    embs, ids, skipped = [], [], 0
-    people = sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name not in exclude)
-    for pid, person in enumerate(people):
-        files = sorted(f for f in person.iterdir() if f.is_file())[:max_per_person]
-        for f in files:
-            try:
-                img = read_image(f)
-            except ImageReadError:
-                skipped += 1
-                continue
-            pad = max(img.shape[:2]) // 2
-            big = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            faces = backend.faces(big)
-            if not faces:
-                skipped += 1
-                continue
-            crop, _, lm = align_face(big, max(faces, key=lambda x: x.area).landmarks, size)
-            x = torch.as_tensor(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
-            embs.append(embedder.embed(x, torch.as_tensor(lm)[None]))
-            ids.append(pid)
-    return pair_auc(torch.cat(embs), ids), len(ids), skipped

@@ -159,15 +159,18 @@ def weak_feature_matching(fake: list, real: list, n_last: int, n_layers: int) ->
 
 def pick_sources(identity: Tensor, same_ratio: float) -> tuple[Tensor, Tensor]:
     """For each target i of a batch with identities (N,): the index of its source and whether it is the same
-    identity. With probability `same_ratio` another image of i's identity (i itself when it has none), else an
-    image of another identity (i's identity when the batch has no other). Random from torch's global generator."""
+    identity. With probability `same_ratio` another image of i's identity (i itself when there is none), else an
+    image of another identity (another image of i's identity when the batch has no other identity). With many
+    identities a batch seldom holds two images of one, and the image itself is the source of its reconstruction
+    pair (as FaceShifter trains). Random from torch's global generator."""
     n = len(identity)
     same_id = identity[:, None] == identity[None]  # (N, N)
     eye = torch.eye(n, dtype=torch.bool, device=identity.device)
     want_same = torch.rand(n, device=identity.device) < same_ratio
-    allowed = torch.where(want_same[:, None], same_id & ~eye, ~same_id)
-    allowed = torch.where(allowed.any(1, keepdim=True), allowed, same_id & ~eye)  # fall back to the other kind
-    allowed = torch.where(allowed.any(1, keepdim=True), allowed, eye)  # a lone image: itself
+    same_other = same_id & ~eye  # (N, N): another image of the same identity
+    allowed = torch.where(want_same[:, None], same_other, ~same_id)
+    allowed = torch.where(allowed.any(1, keepdim=True) | want_same[:, None], allowed, same_other)
+    allowed = torch.where(allowed.any(1, keepdim=True), allowed, eye)  # else the image itself
     scores = torch.rand(n, n, device=identity.device).masked_fill(~allowed, -1.0)
     src = scores.argmax(1)
     return src, identity[src] == identity
@@ -179,7 +182,7 @@ class SimSwap(FaceSwapMethod):
 
     trainable = True
     identity_specific = False
-    tiny = {"width": 8, "n_down": 2, "n_blocks": 1, "disc_width": 8, "disc_layers": 2, "lr": 2e-3}
+    tiny = {"width": 8, "n_down": 2, "n_blocks": 1, "disc_width": 8, "disc_layers": 2, "lr": 1e-3}
     fit_loss = "train/loss_rec"
 
     def __init__(self, image_size: int = 64, identity_net: str = "synthetic", width: int = 64, n_down: int = 3,

@@ -102,3 +102,27 @@ def test_unshuffled_many_sampler_goes_round_robin_over_identities():
     items = list(ManySampler([3, 2, 2], shuffle=False))
     assert [(k, i) for k, i, _ in items] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2)]
     assert all(s == -1 for *_, s in items)
+
+
+def test_held_out_benchmark_protocol_trains_without_the_benchmarks_identities(tmp_path):
+    import json
+
+    from conftest import tiny
+    from faceswaplab.benchmarking.pairs import run_settings
+    from faceswaplab.benchmarking.rows import train_row
+    from faceswaplab.config import compose
+
+    cfg = compose("benchmark", ["data.A.num_samples=40", "data.image_size=32", f"train_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        train_row("x", ["method=simswap"], cfg, "unseen")
+    with pytest.raises(ValueError, match="data.mode=many"):  # a pair-only training config cannot hold A and B out
+        train_row("x", ["method=simswap", "trainer=ddp_cpu"], cfg, "held_out")
+    run = train_row("s", tiny("simswap", "trainer.max_epochs=1", "data.identities.num_identities=3"), cfg,
+                    "held_out")
+    splits = json.loads((run / "splits.json").read_text())["identities"]
+    bench = FaceDataModule(A=SyntheticIdentity(0, 40), B=SyntheticIdentity(1, 40), image_size=32)
+    bench.setup()
+    for name in bench.identity_names:  # held out: no training image, the benchmark's own test images
+        assert splits[name]["train"] == [] and splits[name]["test"] == bench.splits[name]["test"]
+    assert sorted(splits) == ["synthetic0-0", "synthetic0-1", "synthetic3-0", "synthetic3-1", "synthetic3-2"]
+    assert run_settings({"s": {"run": str(run)}})[1] == run / "splits.json"

@@ -67,6 +67,16 @@ def test_identity_network_is_not_the_benchmarks_and_is_differentiable():
         IdentityNet("vgg")
 
 
+def test_dlib_identity_network_for_real_faces_is_differentiable():
+    net = IdentityNet("dlib")
+    assert not net.state_dict()
+    x = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    e = net(x)
+    assert e.shape == (1, 128)
+    e.sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
 def test_the_source_decides_the_output_and_swap_needs_one():
     torch.manual_seed(0)
     method = SimSwap(image_size=32, **SimSwap.tiny).eval()

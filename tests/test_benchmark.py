@@ -16,7 +16,7 @@ from faceswaplab.train import train
 from conftest import compose_train, tiny
 
 DATA = ["data.A.num_samples=40"]
-TRAINED_ROWS = ["~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes"]  # the defaults train for minutes
+TRAINED_ROWS = ["~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes", "~methods.simswap"]  # the defaults train for minutes
 
 
 def compose_benchmark(*overrides):

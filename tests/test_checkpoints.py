@@ -87,7 +87,7 @@ def _load_through(entry: str, run: Path, tmp_path: Path):
         return faceswaplab.swap_media(photo, tmp_path / "out.png", checkpoint=run, device="cpu", progress=False)
     if entry == "benchmark":
         return faceswaplab.run_benchmark(compose("benchmark", [
-            "data.A.num_samples=40", "~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes",
+            "data.A.num_samples=40", "~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes", "~methods.simswap",
             "~methods.landmark_warp", "num_pairs=2", "gallery.per_identity=2", "bootstrap.resamples=50",
             f"out_dir={tmp_path / 'bench'}", f"+methods.crafted.run={run}"]))
     if entry == "resume":

@@ -204,7 +204,7 @@ def test_gets_a_benchmark_row_with_every_pair_scored(name, runs, tmp_path):
     n = 4
     out = fsl.run_benchmark(compose("benchmark", [
         "data.A.num_samples=40", "~methods.landmark_warp", "~methods.cyclegan", "~methods.pix2pix",
-        "~methods.deepfakes", f"num_pairs={n}", "gallery.per_identity=4", "bootstrap.resamples=50",
+        "~methods.deepfakes", "~methods.simswap", f"num_pairs={n}", "gallery.per_identity=4", "bootstrap.resamples=50",
         f"out_dir={tmp_path}", row]))
     result = out["results"][-1]
     assert result["method"] == f"{name}_row" and result["speed"]["latency_ms"] > 0

@@ -21,7 +21,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from faceswaplab import checkpoints
-from faceswaplab.data.schema import IMAGE, SIDES, key
+from faceswaplab.data.schema import IMAGE
 from faceswaplab.errors import FaceSwapLabError
 from faceswaplab.images import make_grid, to_image
 from faceswaplab.io import atomic_path, write_image
@@ -155,7 +155,7 @@ class Preview(Callback):
         grid = to_image(preview_grid(source, target, swapped))
         write_image(self.preview_path, grid)
         write_image(self.run_dir / "previews" / f"swaps_{batches_done:08d}.png", make_grid(swapped, nrow=64))
-        timelapse = self._write_timelapse(batch)
+        timelapse = self._write_timelapse(target)
         # Lightning logs a batch's metrics at step = batches before it (not at global_step, which counts optimizer
         # steps: two per batch for the GANs); the images go with the metrics of the batch just finished.
         step = max(batches_done - 1, 0)
@@ -163,16 +163,16 @@ class Preview(Callback):
             _log_image(logger, "preview", grid, step)
             _log_image(logger, "timelapse", timelapse, step)
 
-    def _write_timelapse(self, batch: dict) -> np.ndarray:
-        """Rewrite ``timelapse.png`` from the targets and the swap rows so far; returns the image."""
+    def _write_timelapse(self, targets: torch.Tensor) -> np.ndarray:
+        """Rewrite ``timelapse.png`` from the preview's targets (N, 3, H, W) and the swap rows so far; returns the
+        image."""
         rows = sorted((self.run_dir / "previews").glob("swaps_*.png"))
         if len(rows) > self.timelapse_rows:  # keep the first and the last, evenly spaced between
             idx = np.linspace(0, len(rows) - 1, self.timelapse_rows).round().astype(int)
             rows = [rows[i] for i in sorted(set(idx))]
         from PIL import Image
 
-        targets = make_grid(torch.cat([batch[key(IMAGE, s)] for s in SIDES]), nrow=64)
-        strip = [targets] + [np.asarray(Image.open(p).convert("RGB")) for p in rows]
+        strip = [make_grid(targets, nrow=64)] + [np.asarray(Image.open(p).convert("RGB")) for p in rows]
         width = max(r.shape[1] for r in strip)
         strip = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in strip]
         timelapse = np.concatenate(strip, 0)

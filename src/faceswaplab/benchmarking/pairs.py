@@ -34,8 +34,12 @@ def run_settings(rows: dict[str, dict]) -> tuple[int | None, Path | None]:
         splits[name] = split_file
     if len(set(sizes.values())) > 1:
         raise ValueError(f"the runs were trained at different image sizes {sizes}: benchmark them separately")
-    tests = {n: json.dumps({k: v.get("test") for k, v in json.loads(p.read_text())["identities"].items()},
-                           sort_keys=True) for n, p in splits.items()}
+    # Runs of one-shot methods list their training identities too: compare the identities all runs have.
+    per_run = {n: json.loads(p.read_text())["identities"] for n, p in splits.items()}
+    shared = set.intersection(*(set(ids) for ids in per_run.values())) if per_run else set()
+    if len(per_run) > 1 and not shared:
+        raise ValueError(f"the runs {sorted(splits)} share no identity: benchmark them separately")
+    tests = {n: json.dumps({k: ids[k].get("test") for k in shared}, sort_keys=True) for n, ids in per_run.items()}
     if len(set(tests.values())) > 1:
         raise ValueError(f"the runs have different test splits ({sorted(splits)}): their held-out images differ, "
                          "benchmark them separately")

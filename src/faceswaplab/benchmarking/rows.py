@@ -96,24 +96,41 @@ class Row:
         return float(np.median(rates)) if rates else math.nan
 
 
-def train_row(name: str, overrides, cfg: DictConfig) -> Path:
+PROTOCOLS = ("pair", "held_out")
+
+
+def train_row(name: str, overrides, cfg: DictConfig, protocol: str = "pair") -> Path:
     """Train row `name` (``conf/train.yaml`` with `overrides`, on the benchmark's data) into
     ``cfg.train_dir/name``, or reuse the finished training there; returns the run directory.
 
-    The data module's identities, splits, image size and augmentation come from the benchmark's ``data``; only
-    loader settings (batch size, workers) come from the training config, so the held-out pairs are never trained
-    on. An interrupted training continues where it stopped; a run directory trained with other settings is an
+    ``protocol="pair"``: the data module's identities, splits, image size and augmentation come from the benchmark's
+    ``data``; only loader settings (batch size, workers) come from the training config, so the held-out pairs are
+    never trained on. ``protocol="held_out"`` (one-shot methods): the training config's many-identity set is trained
+    on, with the benchmark's identities A and B held out (``data.identities.held_out``: none of their images is
+    trained on; their test split is the benchmark's), so every pair scored is of identities the method never saw.
+    An interrupted training continues where it stopped; a run directory trained with other settings is an
     error rather than silently reused.
     """
     from faceswaplab.config import compose
     from faceswaplab.training import train
 
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"methods.{name}.protocol must be one of {PROTOCOLS}, got {protocol!r}")
     overrides = [str(o) for o in overrides]
     run_dir = (Path(cfg.train_dir).expanduser() / name).resolve()
     data = OmegaConf.to_container(cfg.data, resolve=True)
 
     def use_benchmark_data(train_cfg: DictConfig) -> None:  # before resolution: the method reads data.image_size
-        train_cfg.data = OmegaConf.merge(data, {k: train_cfg.data[k] for k in LOADER_KEYS if k in train_cfg.data})
+        own = {k: train_cfg.data[k] for k in LOADER_KEYS if k in train_cfg.data}
+        if protocol == "held_out":
+            identities = train_cfg.data.get("identities")
+            if train_cfg.data.get("mode") != "many" or identities is None or "held_out" not in identities:
+                raise ValueError(f"methods.{name}.protocol=held_out: the training config needs data.mode=many and an "
+                                 "identity set with held_out (e.g. experiment=simswap_cpu)")
+            identities = OmegaConf.to_container(identities, resolve=True)
+            identities["held_out"] = [data["A"], data["B"]]
+            own.update(mode="many", identities=identities)
+        train_cfg.data = OmegaConf.merge(data, own)
 
     train_cfg = compose("train", overrides, output_dir=run_dir, edit=use_benchmark_data)
     record = {"overrides": overrides, "config": OmegaConf.to_container(train_cfg, resolve=True)}
@@ -144,6 +161,6 @@ def resolve_rows(cfg: DictConfig) -> dict[str, dict]:
         if entry.get("train") is not None:
             if entry.get("run") is not None:
                 raise ValueError(f"methods.{name}: give train=[overrides] or run=<run dir>, not both")
-            entry["run"] = str(train_row(name, entry["train"], cfg))
+            entry["run"] = str(train_row(name, entry["train"], cfg, entry.get("protocol") or "pair"))
         rows[name] = entry
     return rows

@@ -18,7 +18,7 @@ _EXPORTS = {
     "faceswaplab.data.datamodule": ("FaceDataModule", "SampleRef"),
     "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
-        "FaceDataset", "FaceSource", "IdentitySet", "ManyDataset", "PairDataset", "PreparedIdentities",
+        "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset", "PreparedIdentities",
         "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities", "SyntheticIdentity", "read_index",
     ),
 }

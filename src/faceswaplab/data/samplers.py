@@ -72,7 +72,8 @@ class PairSampler(_EpochSampler):
 
 
 class ManySampler(_EpochSampler):
-    """Yields ``(identity, index, aug_seed)`` over every sample of every identity once per epoch."""
+    """Yields ``(identity, index, aug_seed)`` over every sample of every identity once per epoch (unshuffled:
+    the first sample of every identity, then the second, ...)."""
 
     def __init__(self, lengths: Sequence[int], shuffle: bool = True, seed: int = 0):
         super().__init__(shuffle, seed)
@@ -85,7 +86,8 @@ class ManySampler(_EpochSampler):
         ks = np.concatenate([np.full(n, k) for k, n in enumerate(self.lengths)] or [np.zeros(0, int)])
         ix = np.concatenate([np.arange(n) for n in self.lengths] or [np.zeros(0, int)])
         rng = self._rng()
-        order = rng.permutation(len(ks)) if self.shuffle else np.arange(len(ks))
+        # Unshuffled (evaluation, previews): round-robin over the identities, so any batch mixes identities.
+        order = rng.permutation(len(ks)) if self.shuffle else np.lexsort((ks, ix))
         seeds = self._seeds(rng, len(ks))
         self.epoch += 1
         for k, i, s in zip(ks[order].tolist(), ix[order].tolist(), seeds.tolist()):

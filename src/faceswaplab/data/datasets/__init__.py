@@ -18,7 +18,7 @@ duplicate frames never straddle train and held-out splits; held-out frames close
 a block of another split are dropped as well. Groups are assigned to splits by a seeded shuffle.
 """
 
-from faceswaplab.data.datasets.base import FaceSource, IdentitySet, plain
+from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain
 from faceswaplab.data.datasets.prepared import INDEX_FILE, PreparedIdentities, PreparedIdentity, read_index
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
@@ -26,7 +26,7 @@ from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticId
 from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset
 
 __all__ = [
-    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "IdentitySet", "ManyDataset", "PairDataset",
+    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
     "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities",
     "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir", "read_index", "split_counts",
 ]

@@ -35,6 +35,38 @@ class FaceSource:
         return False
 
 
+class HeldOut(FaceSource):
+    """`source` kept out of training: its train split is empty, its val and test splits are the source's own (so
+    they are the same images as when the source is trained on). One-shot methods preview and benchmark on it."""
+
+    def __init__(self, source: FaceSource):
+        self.source = source
+
+    def __getattr__(self, name: str):  # everything else is the source's (name, sample_ids, load, configure, ...)
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def prepare(self, cache_dir: str | os.PathLike | None) -> None:
+        self.source.prepare(cache_dir)
+
+    def sample_ids(self) -> list:
+        return self.source.sample_ids()
+
+    def split(self, fractions: Sequence[float], seed: int) -> dict[str, list]:
+        return dict(self.source.split(fractions, seed), train=[])
+
+    def load(self, sample_id, size: int) -> dict[str, np.ndarray]:
+        return self.source.load(sample_id, size)
+
+    @property
+    def has_pose(self) -> bool:
+        return self.source.has_pose
+
+    def __repr__(self):
+        return f"HeldOut({self.source!r})"
+
+
 class IdentitySet:
     """Many identities at once (many-identity mode). Subclasses implement `sources`."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from faceswaplab.data.datasets.base import FaceSource, IdentitySet
+from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet
 from faceswaplab.data.datasets.splits import split_counts
 
 
@@ -63,15 +65,18 @@ class SyntheticIdentity(FaceSource):
 
 
 class SyntheticIdentities(IdentitySet):
-    """All (or the first `num_identities`) identities of the synthetic renderer."""
+    """All (or the first `num_identities`) identities of the synthetic renderer, after the sources `held_out`
+    (identities of another population, e.g. the benchmark's A and B: val and test images only, see
+    :class:`~faceswaplab.data.datasets.base.HeldOut`)."""
 
     def __init__(self, num_identities: int = 8, num_samples: int = 2500, seed: int = 0,
-                 renderer_identities: int | None = None):
+                 renderer_identities: int | None = None, held_out: Sequence[FaceSource] = ()):
+        self.held_out = [HeldOut(s) for s in held_out]
         self.num_identities = int(num_identities)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.renderer_identities = int(renderer_identities or num_identities)
 
     def sources(self):
-        return [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities)
-                for i in range(self.num_identities)]
+        return self.held_out + [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities)
+                                for i in range(self.num_identities)]

@@ -23,8 +23,13 @@ from torch import Tensor, nn
 
 # Layers each network gives: the paper's VGG19 layers (content relu4_2, style relu3_1 and relu4_1 for 128 px),
 # and the face ResNet's levels at about the same strides of the 150 px chip (level0: 32x35x35, level1: 64x17x17).
+# The face ResNet's maps carry little colour (a photo of the other identity scores only 1.45x its own identity's
+# patch distance at level0, the chip's own pixels 2.3x; experiments/styleswap.md), so its stand-in adds the chip's
+# pixels, area-averaged to level0's stride ("pixels", 3x37x37, scaled by PIXEL_SCALE to the levels' magnitude),
+# as a style layer: VGG19's relu3_1, which it replaces, is colour-sensitive.
 CONTENT_LAYERS = {"vgg19": ("relu4_2",), "face": ("level1",)}
-STYLE_LAYERS = {"vgg19": ("relu3_1", "relu4_1"), "face": ("level0", "level1")}
+STYLE_LAYERS = {"vgg19": ("relu3_1", "relu4_1"), "face": ("pixels", "level0", "level1")}
+PIXEL_SCALE = 3.0
 FEATURE_NETS = tuple(CONTENT_LAYERS)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -44,7 +49,8 @@ class StyleFeatures(nn.Module):
     """Frozen feature maps for the content and style losses: ``(images, landmarks) -> {layer: (B, C, h, w)}``.
 
     ``vgg19``: torchvision's VGG19 on the ImageNet-normalised crop (landmarks unused; the crops are aligned);
-    ``face``: dlib's face ResNet on the 150 px face chip cut with the landmarks (the canonical framing without).
+    ``face``: dlib's face ResNet on the 150 px face chip cut with the landmarks (the canonical framing without), and
+    the chip's pixels (see ``STYLE_LAYERS``).
     ``pretrained=False`` gives VGG19 random weights (tests).
     """
 
@@ -76,8 +82,9 @@ class StyleFeatures(nn.Module):
             from faceswaplab.faces.chip import face_chip
             from faceswaplab.nets.dlib_resnet import CHIP_SIZE
 
-            maps = self.net.features(face_chip(images, landmarks, CHIP_SIZE, 0.25))
-            return {f"level{i}": m for i, m in enumerate(maps[:2])}
+            chips = face_chip(images, landmarks, CHIP_SIZE, 0.25)  # (B, 3, 150, 150)
+            maps = self.net.features(chips)
+            return {"pixels": PIXEL_SCALE * F.avg_pool2d(chips, 4), **{f"level{i}": m for i, m in enumerate(maps[:2])}}
         x = ((images + 1) / 2 - self.mean) / self.std
         out = {}
         for name, layer in zip(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2"), self.net):

@@ -23,10 +23,11 @@ from torch import Tensor, nn
 
 # Layers each network gives: the paper's VGG19 layers (content relu4_2, style relu3_1 and relu4_1 for 128 px),
 # and the face ResNet's levels at about the same strides of the 150 px chip (level0: 32x35x35, level1: 64x17x17).
-# The face ResNet's maps carry little colour (a photo of the other identity scores only 1.45x its own identity's
-# patch distance at level0, the chip's own pixels 2.3x; experiments/styleswap.md), so its stand-in adds the chip's
+# The face ResNet's early maps tell the looks of two identities apart less well than the pixels do (a photo of the
+# other identity scores 1.6x its own identity's patch distance at level0, 2.2x on the chip's pixels;
+# experiments/styleswap.md), and the style loss is what carries skin and hair colour: the stand-in adds the chip's
 # pixels, area-averaged to level0's stride ("pixels", 3x37x37, scaled by PIXEL_SCALE to the levels' magnitude),
-# as a style layer: VGG19's relu3_1, which it replaces, is colour-sensitive.
+# as a style layer (VGG19's relu3_1, which level0 replaces, is colour-sensitive).
 CONTENT_LAYERS = {"vgg19": ("relu4_2",), "face": ("level1",)}
 STYLE_LAYERS = {"vgg19": ("relu3_1", "relu4_1"), "face": ("pixels", "level0", "level1")}
 PIXEL_SCALE = 3.0

@@ -25,8 +25,9 @@ Code names -> paper names (section 3.2; per generator X in A, B, x a face of the
 The feature network (``feature_net``) is VGG19 with torchvision's ImageNet weights (the paper's), or dlib's face
 ResNet (``face``) where VGG19's weights cannot be had; ``auto`` picks VGG19 when its weights are in the cache, and
 the choice made is recorded in the run's hyperparameters (``feature_net`` in the checkpoint and hparams.yaml).
-The paper's weights are those of its VGG19 (and of its lighting network): with the stand-ins they are a start,
-not a tuned setting (``experiment=styleswap_cpu`` has weights measured for the face network).
+The content, style and TV weights are the paper's, set for its VGG19; with the face network they are a start, not a
+tuned setting. The lighting weight is ours, for the stand-in (the paper's beta is for its own network's features).
+Record of a run: experiments/styleswap.md.
 """
 
 from __future__ import annotations

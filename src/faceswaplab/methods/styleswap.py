@@ -32,6 +32,8 @@ Record of a run: experiments/styleswap.md.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -43,14 +45,16 @@ from faceswaplab.losses.style import (CONTENT_LAYERS, STYLE_LAYERS, StyleFeature
 from faceswaplab.methods.base import FaceSwapMethod, direction_sides
 from faceswaplab.nets.multiscale import MultiScaleGenerator
 
+log = logging.getLogger(__name__)
+
 
 class StyleSwap(FaceSwapMethod):
     """One multi-scale generator per identity, trained with content, patch-style, lighting and TV losses.
 
     Reads ``image_X`` and ``landmarks_X`` for X in A, B. ``swap(target, direction="AtoB")`` redraws the A face
     `target` with B's generator; with ``paste`` and the target's landmarks the drawn face is feathered onto the
-    target through its face mask (the paper's post-processing blends through a segmentation mask), else the whole
-    drawn crop is returned. ``source`` is ignored.
+    target through its face mask (as the paper's pipeline blends the network's output back into the image), else
+    the whole drawn crop is returned. ``source`` is ignored.
     """
 
     identity_specific = True
@@ -107,8 +111,7 @@ class StyleSwap(FaceSwapMethod):
         # Before the first batch, so missing VGG19 weights stop the run at once with the file's name.
         if self.features is None:
             self.__dict__["features"] = StyleFeatures(self.hparams.feature_net).to(self.device)
-        if self.trainer is not None and self.trainer.is_global_zero:
-            print(f"styleswap: feature network {self.hparams.feature_net}")
+            log.info("feature network: %s", self.hparams.feature_net)
 
     def push_style(self, side: str, images: Tensor, landmarks: Tensor) -> None:
         """Add a batch of identity `side`'s photos to its style bank (oldest replaced first)."""

@@ -2,10 +2,11 @@
 
 * :func:`patch_style_loss`: the patch-based style loss (after Li and Wand 2016's CNNMRF). Every k x k patch of the
   output's feature map is matched to the most similar patch of the style images' maps of the same layer, by
-  normalised cross-correlation (cosine similarity of the patch vectors); the loss is the mean over the output's
-  patches of the squared distance to its match. ``search="position"`` is the paper's restriction for aligned
-  faces: the candidates of the patch at position i are the patches at position i of the style images (the
-  N_best style images of similar pose); ``search="all"`` takes every patch of every style image (CNNMRF).
+  normalised cross-correlation (cosine similarity of the patch vectors); the loss is the squared distance of each
+  patch to its match (divided by the patch's size), averaged over the output's patches. ``search="position"`` is
+  the paper's restriction for aligned faces: the candidates of the patch at position i are the patches at
+  position i of the style images (the N_best style images of similar pose); ``search="all"`` takes every patch of
+  every style image (CNNMRF).
 * :func:`lighting_map`: the stand-in for the paper's lighting network (a network trained on the Extended Yale
   Face Database B to tell lighting conditions apart, whose weights were never published): the image's
   low-frequency luminance with its mean removed, i.e. the direction and shape of the shading, not the skin tone.
@@ -42,7 +43,8 @@ def resolve_feature_net(name: str) -> str:
     if name == "auto":
         return "vgg19" if vgg19_weights_path().is_file() else "face"
     if name not in FEATURE_NETS:
-        raise ValueError(f"method.feature_net: unknown feature network {name!r}, expected auto or one of {FEATURE_NETS}")
+        raise ValueError(f"method.feature_net: unknown feature network {name!r}, expected auto or one of "
+                         f"{FEATURE_NETS}")
     return name
 
 
@@ -94,7 +96,8 @@ class StyleFeatures(nn.Module):
         return {k: out[k] for k in ("relu3_1", "relu4_1", "relu4_2")}
 
 
-def patch_matches(output: Tensor, style: Tensor, patch_size: int = 3, search: str = "position") -> tuple[Tensor, Tensor]:
+def patch_matches(output: Tensor, style: Tensor, patch_size: int = 3,
+                  search: str = "position") -> tuple[Tensor, Tensor]:
     """The output's patches and their nearest style patches by normalised cross-correlation.
 
     output (B, C, H, W); style (B, N, C, H, W): N style maps per output (of the same layer). Patches are k x k,
@@ -105,9 +108,9 @@ def patch_matches(output: Tensor, style: Tensor, patch_size: int = 3, search: st
     patches = F.unfold(output, patch_size)  # (B, D, L)
     with torch.no_grad():
         cands = F.unfold(style.flatten(0, 1).detach(), patch_size).unflatten(0, (B, N))  # (B, N, D, L)
-        p, c = F.normalize(patches.detach(), dim=1), F.normalize(cands, dim=2)
+        p = F.normalize(patches.detach(), dim=1)
         if search == "position":
-            best = (p[:, None] * c).sum(2).argmax(1)  # (B, L): which style image, patch i at position i
+            best = (p[:, None] * F.normalize(cands, dim=2)).sum(2).argmax(1)  # (B, L): which style image, patch i at position i
             matched = cands.gather(1, best[:, None, None].expand(-1, 1, cands.shape[2], -1)).squeeze(1)
         elif search == "all":
             flat = cands.permute(0, 2, 1, 3).flatten(2)  # (B, D, N L): image-major candidates

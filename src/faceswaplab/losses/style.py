@@ -110,7 +110,7 @@ def patch_matches(output: Tensor, style: Tensor, patch_size: int = 3,
         cands = F.unfold(style.flatten(0, 1).detach(), patch_size).unflatten(0, (B, N))  # (B, N, D, L)
         p = F.normalize(patches.detach(), dim=1)
         if search == "position":
-            best = (p[:, None] * F.normalize(cands, dim=2)).sum(2).argmax(1)  # (B, L): which style image, patch i at position i
+            best = (p[:, None] * F.normalize(cands, dim=2)).sum(2).argmax(1)  # (B, L): the style image per position
             matched = cands.gather(1, best[:, None, None].expand(-1, 1, cands.shape[2], -1)).squeeze(1)
         elif search == "all":
             flat = cands.permute(0, 2, 1, 3).flatten(2)  # (B, D, N L): image-major candidates

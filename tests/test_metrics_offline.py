@@ -54,8 +54,9 @@ def test_build_metrics_reports_unavailable_and_builds_the_rest(empty_caches):
     assert {"lpips", "background_lpips", "fid", "kid"} == set(unavailable)
     assert "alexnet-owt-7be5be79.pth" in unavailable["lpips"]
     assert "inception" in unavailable["fid"].lower()
-    assert set(metrics) == {"landmark_nme", "pose_error", "expression_error", "ssim", "psnr",
-                            "identity_similarity", "identity_retrieval"}
+    assert set(metrics) == {"landmark_nme", "pose_error", "expression_error", "pose_error_source",
+                            "expression_error_source", "ssim", "psnr", "identity_similarity", "identity_retrieval",
+                            "identity_retrieval_top5", "identity_match", "face_detected", "identity_fd"}
     # the available metrics run
     faces = SyntheticFaces(0, 2)
     rs = [faces.sample(i, 0, 64) for i in range(2)]

@@ -72,7 +72,7 @@ def test_your_own_data_notebook(tmp_path, monkeypatch, media):
 def test_compare_methods_notebook(tmp_path, monkeypatch):
     text, figures = run_notebook("02_compare_methods.ipynb", tmp_path, monkeypatch)
     bench = tmp_path / "02_compare_methods" / "benchmark"
-    assert "['target', 'source', 'landmark_warp', 'deepfakes']" in text
+    assert "['target', 'source', 'source_other', 'landmark_warp', 'deepfakes']" in text
     rows = [json.loads(line) for line in (bench / "results.jsonl").read_text().splitlines()]
     assert [r["method"] for r in rows] == ["target", "source", "landmark_warp", "deepfakes"]
     assert all(f"{r['method']:>14}: identity " in text for r in rows)  # read back and printed

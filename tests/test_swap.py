@@ -379,3 +379,22 @@ def test_command_line_swaps_and_refuses_to_overwrite(tmp_path, astronaut, source
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 1 and "overwrite=true" in again.stdout + again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "o.jpg"]  # no log or config files left
+
+
+def test_swap_photo_from_python_matches_the_command_on_a_whole_photo(tmp_path, media, source):
+    """`method.swap_photo(photo, source)` does in memory what swap_media does to a file, for numpy and PIL."""
+    from faceswaplab.methods.landmark_warp import LandmarkWarp
+
+    target = media / "photos" / "obama" / sorted(p.name for p in (media / "photos" / "obama").iterdir())[0]
+    swap_media(target, tmp_path / "out.png", source=source, **WARP)
+    written = read_image(tmp_path / "out.png")
+    method = LandmarkWarp()
+    photo = read_image(target)
+    out = method.swap_photo(photo, read_image(source), size=128)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - written).mean() < 0.5  # the same swap, up to the file's encoding
+    assert np.abs(out.astype(int) - photo).mean() > 1  # and a swap it is
+    pil = method.swap_photo(Image.fromarray(photo), source, size=128)
+    assert isinstance(pil, Image.Image) and np.array_equal(np.asarray(pil), out)
+    with pytest.raises(NoFaceError, match="no face to swap"):
+        method.swap_photo(np.full((200, 200, 3), 128, np.uint8), source, size=128)

@@ -7,7 +7,6 @@ with its 68 landmarks, and the largest face of a photo.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +105,15 @@ def pad_tries(pad: Any) -> list[float]:
     raise ValueError(f"pad must be 'auto', null or a fraction of the image side in [0, 2], got {pad!r}")
 
 
-def largest_face(backend, path: str | os.PathLike, detect_size: int = 1024, pad: Any = "auto"):
-    """``(image, face)``: a photo read from `path` and its largest face, or ``(image, None)`` when it has none.
+def largest_face(backend, path, detect_size: int = 1024, pad: Any = "auto"):
+    """``(image, face)``: a photo (a file `path`, or an (H, W, 3) uint8 RGB array) and its largest face, or
+    ``(image, None)`` when it has none.
 
     Raises :class:`~faceswaplab.io.ImageReadError` (naming the file) when the photo cannot be read.
     """
     from faceswaplab.io import read_image
 
-    image = read_image(Path(path))
+    image = path if isinstance(path, np.ndarray) else read_image(Path(path))
     faces = find_faces(backend, image, detect_size, pad)
     return image, (max(faces, key=lambda f: f.area) if faces else None)
 

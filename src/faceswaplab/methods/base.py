@@ -137,6 +137,17 @@ class FaceSwapMethod(L.LightningModule):
             out, _ = resize_batch(self.swap_tensors(target_t, source_t, **kwargs), None, crop)
         return from_batch(kind, out, target)
 
+    def swap_photo(self, image, source=None, **options):
+        """Swap the faces of a whole photo, not an aligned crop: detect, choose, align, swap and paste back as
+        ``python -m faceswaplab.swap`` does. `image` and `source` (the identity photo, for methods that take
+        one) are numpy (H, W, 3) uint8 RGB, PIL images or file paths; the result is the same kind as `image`.
+        `options` are those of :class:`faceswaplab.swapping.SwapOptions` (``direction``, ``select``, ``blend``,
+        ``mask``, ...). See :func:`faceswaplab.swapping.images.swap_photo`.
+        """
+        from faceswaplab.swapping.images import swap_photo
+
+        return swap_photo(self, image, source, **options)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
         checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"

@@ -97,9 +97,9 @@ def equal_error_threshold(embeddings: torch.Tensor, identities) -> tuple[float, 
     if not len(genuine) or not len(impostor):
         raise ValueError("equal_error_threshold needs two images of one identity and two identities")
     candidates = torch.cat([genuine, impostor]).unique()  # sorted
-    # Rates at every candidate by binary search in the sorted scores: memory O(pairs), not O(pairs^2).
-    frr = torch.searchsorted(genuine.sort().values, candidates).double() / len(genuine)  # share < candidate
-    far = (len(impostor) - torch.searchsorted(impostor.sort().values, candidates)).double() / len(impostor)  # >=
+    # Rates at every candidate threshold by binary search in the sorted scores: O(n log n) memory-light.
+    frr = torch.searchsorted(genuine.sort().values, candidates, side="left").double() / len(genuine)
+    far = 1 - torch.searchsorted(impostor.sort().values, candidates, side="left").double() / len(impostor)
     i = int((frr - far).abs().argmin())
     return float(candidates[i]), float((frr[i] + far[i]) / 2)
 

@@ -61,3 +61,29 @@ def swap_image(swapper: FaceSwapper, src: Path, dst: Path, summary: SwapSummary)
     summary.faces += n
     summary.images += 1
     summary.outputs.append(str(dst))
+
+
+def swap_photo(method, image, source=None, **options):
+    """Swap the faces of a whole photo in memory as :func:`~faceswaplab.swapping.swap_media` does (detect, choose,
+    align, swap, paste back): `image` and `source` are (H, W, 3) uint8 RGB arrays, PIL images or file paths; the
+    result is the kind `image` was (an array for a path). `options` are those of :class:`SwapOptions`.
+
+    In memory there is no file to carry the provenance labels: save the result with :func:`save_image` to keep them.
+    Raises :class:`NoFaceError` when no face was swapped.
+    """
+    from PIL import Image
+
+    def array(x):
+        if isinstance(x, Image.Image):
+            return np.asarray(x.convert("RGB"))
+        return read_image(Path(x)) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
+
+    options.setdefault("device", str(next(iter(method.parameters())).device) if list(method.parameters()) else "cpu")
+    opts = SwapOptions.from_dict({**options, "source": None if source is None else array(source)})
+    opts.validate()
+    out, n = FaceSwapper(opts, method=method)(array(image), pad=opts.pad)
+    if n == 0:
+        raise NoFaceError("no face to swap in the image" + (" (none matches the reference)"
+                                                             if opts.select == "reference" else ""))
+    return Image.fromarray(out) if isinstance(image, Image.Image) else out
+

@@ -76,12 +76,12 @@ class FaceSwapper:
         self.needs_source = not getattr(self.method, "identity_specific", False)
         self.source_crop = self.source_landmarks = None
         if self.needs_source:
-            if not opts.source:
+            if opts.source is None or (isinstance(opts.source, str) and not opts.source):
                 raise SwapError(f"{self.name} takes the identity from a photo: pass source=<photo>")
             self.source_crop, self.source_landmarks = self._load_source(opts.source)
-        elif opts.source:
-            log.warning("source=%s is ignored: %s swaps identities it was trained on (direction=%s)",
-                        opts.source, self.name, opts.direction)
+        elif opts.source is not None:
+            log.warning("source is ignored: %s swaps identities it was trained on (direction=%s)", self.name,
+                        opts.direction)
         self.encoder = self.reference = None
         if opts.select == "reference":
             from faceswaplab.faces.backends import FaceEncoder
@@ -91,13 +91,14 @@ class FaceSwapper:
 
     # ---- set-up
 
-    def _largest_face(self, path: str, role: str):
+    def _largest_face(self, path, role: str):
         try:
             image, face = largest_face(self.backend, path, self.opts.detect_size, "auto")
         except ImageReadError as e:
             raise SwapError(f"{role} photo {path}: {e.reason}") from None
         if face is None:
-            raise NoFaceError(f"no face found in the {role} photo {path}")
+            where = "" if isinstance(path, np.ndarray) else f" {path}"
+            raise NoFaceError(f"no face found in the {role} photo{where}")
         return image, face
 
     def _load_source(self, path: str):

@@ -65,6 +65,14 @@ def tiny(method: str, *overrides: str) -> list[str]:
     return [f"method={method}", *settings, *SMALL, *overrides]
 
 
+def trained_rows() -> list[str]:
+    """``~methods.<name>`` for every row of conf/benchmark.yaml that trains a model (for minutes): tests drop them."""
+    from omegaconf import OmegaConf
+
+    rows = OmegaConf.load(ROOT / "conf" / "benchmark.yaml").methods
+    return [f"~methods.{name}" for name, row in rows.items() if "train" in row]
+
+
 def train_cli(run_dir, *overrides: str, **kw):
     """``python -m faceswaplab.train`` into `run_dir` as a subprocess (stdout and stderr merged, text)."""
     import subprocess

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 import faceswaplab
-from conftest import compose_train
+from conftest import compose_train, trained_rows
 from faceswaplab.config import compose
 from faceswaplab.methods import load_method
 from faceswaplab.train import train
@@ -87,8 +87,8 @@ def _load_through(entry: str, run: Path, tmp_path: Path):
         return faceswaplab.swap_media(photo, tmp_path / "out.png", checkpoint=run, device="cpu", progress=False)
     if entry == "benchmark":
         return faceswaplab.run_benchmark(compose("benchmark", [
-            "data.A.num_samples=40", "~methods.cyclegan", "~methods.pix2pix", "~methods.deepfakes", "~methods.simswap",
-            "~methods.landmark_warp", "num_pairs=2", "gallery.per_identity=2", "bootstrap.resamples=50",
+            "data.A.num_samples=40", *trained_rows(), "~methods.landmark_warp", "num_pairs=2",
+            "gallery.per_identity=2", "bootstrap.resamples=50",
             f"out_dir={tmp_path / 'bench'}", f"+methods.crafted.run={run}"]))
     if entry == "resume":
         return train(compose_train(*TINY_DEEPFAKES, "trainer.max_epochs=2", run_dir=run))

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from PIL import Image
 
 import faceswaplab as fsl
-from conftest import SMALL, compose_train, method_class, tiny, train_cli
+from conftest import SMALL, compose_train, method_class, tiny, train_cli, trained_rows
 from faceswaplab.config import compose
 from faceswaplab.data.synthetic import SyntheticFaces
 from faceswaplab.methods.base import FaceSwapMethod
@@ -203,8 +203,8 @@ def test_gets_a_benchmark_row_with_every_pair_scored(name, runs, tmp_path):
         f"+methods.{name}_row.method={name}"
     n = 4
     out = fsl.run_benchmark(compose("benchmark", [
-        "data.A.num_samples=40", "~methods.landmark_warp", "~methods.cyclegan", "~methods.pix2pix",
-        "~methods.deepfakes", "~methods.simswap", f"num_pairs={n}", "gallery.per_identity=4", "bootstrap.resamples=50",
+        "data.A.num_samples=40", "~methods.landmark_warp", *trained_rows(), f"num_pairs={n}", "gallery.per_identity=4",
+        "bootstrap.resamples=50",
         f"out_dir={tmp_path}", row]))
     result = out["results"][-1]
     assert result["method"] == f"{name}_row" and result["speed"]["latency_ms"] > 0

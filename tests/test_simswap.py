@@ -4,7 +4,6 @@ network (never the benchmark's metric), and the held-out identities it is previe
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from faceswaplab.data import FaceDataModule, HeldOut, ManySampler, SyntheticIdentities, SyntheticIdentity
 from faceswaplab.methods.simswap import AdaIN, IdentityNet, SimSwap, pick_sources, weak_feature_matching

@@ -74,7 +74,7 @@ def test_compare_methods_notebook(tmp_path, monkeypatch):
     bench = tmp_path / "02_compare_methods" / "benchmark"
     assert "['target', 'source', 'source_other', 'landmark_warp', 'deepfakes']" in text
     rows = [json.loads(line) for line in (bench / "results.jsonl").read_text().splitlines()]
-    assert [r["method"] for r in rows] == ["target", "source", "landmark_warp", "deepfakes"]
+    assert [r["method"] for r in rows] == ["target", "source", "source_other", "landmark_warp", "deepfakes"]
     assert all(f"{r['method']:>14}: identity " in text for r in rows)  # read back and printed
     assert "| deepfakes |" in (bench / "results.md").read_text()
     assert (tmp_path / "02_compare_methods" / "models" / "deepfakes" / "checkpoints" / "last.ckpt").is_file()

@@ -46,7 +46,8 @@ def plot_results(results: list[dict], names: list[str], out_dir: Path, confidenc
             err = np.array([[x["mean"] - x["lo"], x["hi"] - x["mean"]] for x in v]).T
             err = np.where(np.isfinite(err), err, 0)
             ax.barh(y, np.nan_to_num(mean), xerr=err, color="tab:blue", ecolor="black", capsize=3)
-            ax.set_yticks(y, methods)
+            # The outputs a metric could not score stay visible: "name (k failed)" on the axis.
+            ax.set_yticks(y, [f"{n} ({x['failed']} failed)" if x.get("failed") else n for n, x in zip(methods, v)])
             ax.invert_yaxis()
             label, higher = PLOT_LABELS.get(m, (m, True))
             ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from faceswaplab.benchmarking.pairs import (data_module, gallery_images, other_source_refs, pairs_record,
                                             read_pairs, subset)
@@ -70,7 +71,10 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             calibration.update(match_threshold=threshold, match_threshold_from=how)
 
     results, outputs, per_sample = [], {}, {}
-    for j, (name, row) in enumerate(rows.items()):
+    progress = tqdm(rows.items(), total=len(rows), unit="row", desc="benchmark", disable=not cfg.get("progress", True),
+                    dynamic_ncols=True)
+    for j, (name, row) in enumerate(progress):
+        progress.set_postfix_str(name)
         metrics, _ = build_metrics(list(metrics_all), "cpu", embedder=embedder, image_size=size)
         for mname in ("identity_retrieval", "identity_retrieval_top5"):
             if mname in metrics:

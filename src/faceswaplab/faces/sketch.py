@@ -57,7 +57,6 @@ def draw_landmark_sketch(
     """
     C = num_channels(channels)
     H, W = _hw(size)
-    B = landmarks.shape[0]
     lm = landmarks.float()
     ys = torch.arange(H, device=lm.device, dtype=lm.dtype)
     xs = torch.arange(W, device=lm.device, dtype=lm.dtype)

@@ -20,7 +20,7 @@ PAIRS_FORMAT = "faceswaplab-pairs-1"
 
 def run_settings(rows: dict[str, dict]) -> tuple[int | None, Path | None]:
     """The image size and splits file of the trained runs (all must agree)."""
-    sizes, splits = {}, {}
+    sizes, runs = {}, {}
     for name, entry in rows.items():
         if entry.get("run") is None:
             continue
@@ -28,23 +28,22 @@ def run_settings(rows: dict[str, dict]) -> tuple[int | None, Path | None]:
         if not run.config_file.is_file():
             raise ValueError(f"methods.{name}.run: {run.path} is not a run directory (no config.yaml)")
         sizes[name] = run.image_size
-        split_file = run.splits_file
-        if not split_file.is_file():
-            raise ValueError(f"methods.{name}.run: {split_file} is missing (the held-out split is unknown)")
-        splits[name] = split_file
+        if not run.splits_file.is_file():
+            raise ValueError(f"methods.{name}.run: {run.splits_file} is missing (the held-out split is unknown)")
+        runs[name] = run
     if len(set(sizes.values())) > 1:
         raise ValueError(f"the runs were trained at different image sizes {sizes}: benchmark them separately")
     # Runs of one-shot methods list their training identities too: compare the identities all runs have.
-    per_run = {n: json.loads(p.read_text())["identities"] for n, p in splits.items()}
+    per_run = {n: run.splits["identities"] for n, run in runs.items()}
     shared = set.intersection(*(set(ids) for ids in per_run.values())) if per_run else set()
     if len(per_run) > 1 and not shared:
-        raise ValueError(f"the runs {sorted(splits)} share no identity: benchmark them separately")
+        raise ValueError(f"the runs {sorted(runs)} share no identity: benchmark them separately")
     tests = {n: json.dumps({k: ids[k].get("test") for k in shared}, sort_keys=True) for n, ids in per_run.items()}
     if len(set(tests.values())) > 1:
-        raise ValueError(f"the runs have different test splits ({sorted(splits)}): their held-out images differ, "
+        raise ValueError(f"the runs have different test splits ({sorted(runs)}): their held-out images differ, "
                          "benchmark them separately")
     size = next(iter(sizes.values())) if sizes else None
-    return size, (next(iter(splits.values())) if splits else None)
+    return size, (next(iter(runs.values())).splits_file if runs else None)
 
 
 def data_module(cfg: DictConfig, rows: dict[str, dict]):

@@ -29,7 +29,7 @@ class Row:
 
     def __init__(self, name: str, entry: dict, data_cfg: DictConfig, device: torch.device):
         self.name, self.entry, self.device = name, dict(entry), device
-        self.model, self.reference, self.checkpoint = None, None, None
+        self.model, self.reference, self.checkpoint, self.run = None, None, None, None
         kinds = [k for k in ("run", "method", "reference") if entry.get(k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"methods.{name}: give exactly one of train=[overrides], run=<run dir>, "
@@ -49,7 +49,8 @@ class Row:
         else:
             from faceswaplab.methods import load_method
 
-            self.checkpoint = RunDir(entry["run"]).last_checkpoint
+            self.run = RunDir(entry["run"])
+            self.checkpoint = self.run.last_checkpoint
             if not self.checkpoint.is_file():
                 raise ValueError(f"methods.{name}.run: no checkpoint {self.checkpoint}")
             self.model = load_method(self.checkpoint)
@@ -83,16 +84,9 @@ class Row:
 
     def train_throughput(self) -> float:
         """Median ``perf/images_per_sec`` logged by the run's validations (NaN without a run or a record)."""
-        if self.checkpoint is None:
+        if self.run is None:
             return math.nan
-        run = RunDir.of_checkpoint(self.checkpoint)
-        path = run.metrics_file if run is not None else self.checkpoint.with_name("metrics.jsonl")
-        rates = []
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                rate = json.loads(line).get("perf/images_per_sec") if line.strip() else None
-                if rate is not None:
-                    rates.append(float(rate))
+        rates = [float(r["perf/images_per_sec"]) for r in self.run.metrics if r.get("perf/images_per_sec") is not None]
         return float(np.median(rates)) if rates else math.nan
 
 

@@ -78,7 +78,7 @@ def swap_photo(method, image, source=None, **options):
             return np.asarray(x.convert("RGB"))
         return read_image(Path(x)) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
 
-    options.setdefault("device", str(next(iter(method.parameters())).device) if list(method.parameters()) else "cpu")
+    options.setdefault("device", str(method.device))  # swap where the method is
     opts = SwapOptions.from_dict({**options, "source": None if source is None else array(source)})
     opts.validate()
     out, n = FaceSwapper(opts, method=method)(array(image), pad=opts.pad)

@@ -93,8 +93,7 @@ def compose(method: str, size: int | None, batch_size: int | None, device: str, 
         args.append(f"data.image_size={size}")
     if batch_size is not None:
         args.append(f"data.batch_size={batch_size}")
-    if device == "cuda":
-        args.append("trainer.accelerator=cuda")
+    args.append(f"trainer.accelerator={device}")
     with hydra.initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra.compose(config_name="train", overrides=args)
 
@@ -151,20 +150,30 @@ class StepTimer(Callback):
     loop does per batch (fetching the batch, moving it to the device, hooks, logging), not only training_step.
     """
 
-    def __init__(self, warmup: int, device: str):
+    def __init__(self, warmup: int, device: str, count_flops: bool = True):
         if warmup < 1:
             raise ValueError("warmup must be >= 1: the first step is the FLOP-counted one")
-        self.warmup, self.device = warmup, device
+        self.warmup, self.device, self.count_flops = warmup, device, count_flops
         self.flops: int | None = None
         self.wall: list[float] = []
         self.cpu: list[float] = []
+        self.warmup_s = 0.0  # the untimed first steps together (torch.compile's compilation happens there)
         self._counter: FlopCounterMode | None = None
         self._last: tuple[float, float] = (0.0, 0.0)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        synchronize(self.device)
+        self._last = (time.perf_counter(), time.process_time())
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == 0:
+        if batch_idx == 0 and self.count_flops:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if self._counter is not None:  # a failed step must not leave the counter on for the next measurements
+            self._counter.__exit__(None, None, None)
+            self._counter = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._counter is not None:
@@ -176,11 +185,14 @@ class StepTimer(Callback):
         if batch_idx >= self.warmup:
             self.wall.append(now[0] - self._last[0])
             self.cpu.append(now[1] - self._last[1])
+        else:
+            self.warmup_s += now[0] - self._last[0]
         self._last = now
 
 
-def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: str) -> dict:
-    """One row of the table: data and training throughput of `method` at `size`."""
+def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: str,
+            callbacks: list[Callback] = ()) -> dict:
+    """One row of the table: data and training throughput of `method` at `size` (`callbacks` run too)."""
     cfg = compose(method, size, args.batch_size, args.device, args.overrides, run_dir)
     row = {"method": method, "size": int(cfg.data.image_size), "batch_size": int(cfg.data.batch_size),
            "device": args.device, "threads": torch.get_num_threads()}
@@ -200,9 +212,14 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
                data_steady=bool(timing["steady_s"]))
 
     total = args.warmup + args.steps
-    timer = StepTimer(args.warmup, args.device)
+    compiled = bool(cfg.callbacks.get("accelerate", {}).get("compile"))
+    # The FLOP counter mixes neither with dynamo nor with torch.autograd.grad (gradient penalties): no count there.
+    count = not compiled and not model.hparams.get("lambda_gp")
+    timer = StepTimer(args.warmup, args.device, count_flops=count)
+    # the run's channels-last / torch.compile settings (callbacks.accelerate) apply here as in a real run
+    accelerate = [hydra.utils.instantiate(cfg.callbacks.accelerate)] if cfg.callbacks.get("accelerate") else []
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[timer], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        cfg.trainer, callbacks=[*accelerate, timer, *callbacks], logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, max_epochs=1, max_steps=-1, limit_val_batches=0, num_sanity_val_steps=0)
     # One epoch over the kept batches, cycled (manual optimisation counts optimizer steps, not batches, in
     # global_step, so the run length is set by the loader rather than max_steps).
@@ -210,19 +227,21 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(model, train_dataloaders=loader)
-    if len(timer.wall) != args.steps or timer.flops is None:
+    if len(timer.wall) != args.steps or (timer.flops is None and count):
         raise RuntimeError(f"{method}: expected {args.steps} timed steps, got {len(timer.wall)}")
 
     step_s = sum(timer.wall) / len(timer.wall)
+    flops = timer.flops or 0
     row.update(
         images_per_step=per_step,
-        gflop_per_step=timer.flops / 1e9,
+        warmup_s=timer.warmup_s,
+        gflop_per_step=flops / 1e9 if timer.flops else None,
         s_per_step=step_s,
         s_per_step_median=statistics.median(timer.wall),
         step_s=[round(t, 4) for t in timer.wall],
         cpu_s_per_step=sum(timer.cpu) / len(timer.cpu),
         images_per_s=per_step / step_s,
-        gflops=timer.flops / 1e9 / step_s,
+        gflops=flops / 1e9 / step_s if timer.flops else None,
         peak_mem_MiB=torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None,
     )
     del trainer, model, datamodule, batches, loader
@@ -245,9 +264,10 @@ def table(rows: list[dict], peak: float) -> list[str]:
             continue
         data = f"{r['data_images_per_s']:.0f}" + ("" if r["data_steady"] else "*")
         lines.append(
-            f"| {r['method']} | {r['size']} | {r['batch_size']} | {r['params_M']:.2f} | {r['gflop_per_step']:.1f} "
+            f"| {r['method']} | {r['size']} | {r['batch_size']} | {r['params_M']:.2f} | {fmt(r['gflop_per_step'], '.1f')} "
             f"| {data} | {r['images_per_s']:.1f} | {r['s_per_step']:.3f} | {r['cpu_s_per_step']:.3f} "
-            f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {fmt(r['peak_mem_MiB'], '.0f')} |")
+            f"| {fmt(r['gflops'], '.1f')} | {fmt(r['gflops'] and 100 * r['gflops'] / peak, '.0f')}% "
+            f"| {fmt(r['peak_mem_MiB'], '.0f')} |")
     return lines
 
 
@@ -351,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                            "error": f"{type(e).__name__}: {e}".replace("|", "/").replace("\n", " ")[:200]}
                 else:
                     print(f"  {row['images_per_s']:.1f} img/s, {row['s_per_step']:.3f} s/step, "
-                          f"{row['gflops']:.1f} GFLOP/s ({row['gflop_per_step']:.1f} GFLOP/step), "
+                          f"{fmt(row['gflops'], '.1f')} GFLOP/s ({fmt(row['gflop_per_step'], '.1f')} GFLOP/step), "
                           f"data {row['data_images_per_s']:.0f} img/s", flush=True)
                 rows.append(row)
     gflops.append(matmul_gflops(args.device, seconds=args.matmul_seconds))
@@ -364,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jsonl:
         peak = max(gflops)
         lines = [json.dumps({**r, "matmul_gflops": peak,
-                             "utilisation": r["gflops"] / peak if "gflops" in r else None,
+                             "utilisation": r["gflops"] / peak if r.get("gflops") else None,
                              "date": info["date"], "command": info["command"], "cpu": info["cpu"],
                              "torch": info["torch"], "load_before": info["load_before"]}) for r in rows]
         write_text(args.jsonl, "\n".join(lines) + "\n")

@@ -274,3 +274,46 @@ class FiniteLoss(Callback):
                     f"(global step {trainer.global_step}); training stopped and {kept}{skipped}. "
                     f"Lower the learning rate or check the data, then {resume}."
                 )
+
+
+class Accelerate(Callback):
+    """Channels-last memory format and ``torch.compile`` for the method's networks (both off by default).
+
+    `channels_last`: store the networks' weights and the batches' images as NHWC, the layout of cuDNN's tensor-core
+    convolutions. `compile`: false, true, or a ``torch.compile`` mode (``"max-autotune"``, ``"reduce-overhead"``);
+    each network is compiled in place (:meth:`torch.nn.Module.compile`), so checkpoints keep their plain parameter
+    names. Compilation is paid in the first steps of every run (and again for each new batch shape): it pays only
+    in long runs. ``benchmarks/gpu_speed.md`` has the measured gains of both per method.
+    """
+
+    def __init__(self, channels_last: bool = False, compile: bool | str = False):
+        if not isinstance(channels_last, bool):
+            raise ValueError(f"channels_last must be true or false, got {channels_last!r}")
+        self.channels_last = channels_last
+        self.compile = compile
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.channels_last:  # before the strategy moves the module: .to(device) keeps the layout
+            pl_module.to(memory_format=torch.channels_last)
+        if self.compile:
+            mode = self.compile if isinstance(self.compile, str) else None
+            for net in networks(pl_module):
+                net.compile(mode=mode)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.channels_last and isinstance(batch, dict):
+            for key, value in batch.items():
+                if torch.is_tensor(value) and value.dim() == 4 and value.is_floating_point():
+                    batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+
+def networks(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The networks a method holds: its child modules, looking into ``ModuleDict`` / ``ModuleList`` containers
+    (which have no forward of their own), skipping parameter-free ones (losses without weights)."""
+    found = []
+    for child in module.children():
+        if isinstance(child, (torch.nn.ModuleDict, torch.nn.ModuleList)):
+            found += networks(child)
+        elif any(True for _ in child.parameters()):
+            found.append(child)
+    return found

@@ -96,7 +96,7 @@ class FaceDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         persistent_workers: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | str = "auto",
         drop_last: bool = True,
         splits: Sequence[float] = (0.8, 0.1, 0.1),
         seed: int = 0,
@@ -121,7 +121,9 @@ class FaceDataModule(pl.LightningDataModule):
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
-        self.pin_memory = bool(pin_memory)
+        if pin_memory not in (True, False, "auto"):
+            raise ValueError(f"pin_memory must be true, false or 'auto', got {pin_memory!r}")
+        self.pin_memory = pin_memory
         self.drop_last = bool(drop_last)
         self.fractions = tuple(float(f) for f in _plain(splits))
         self.seed = int(seed)
@@ -306,10 +308,17 @@ class FaceDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pin(),
             drop_last=drop,
             worker_init_fn=worker_init if self.num_workers > 0 else None,
         )
+
+    def _pin(self) -> bool:
+        """Page-locked batches (so the copy to the GPU can overlap the step): ``auto`` pins for CUDA trainers."""
+        if self.pin_memory != "auto":
+            return bool(self.pin_memory)
+        trainer = self.trainer  # None outside a Trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

@@ -58,7 +58,7 @@ class ImagePool:
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
         self.images = [t.to(device) for t in state["images"]]
-        self.rng.set_state(state["rng"])
+        self.rng.set_state(state["rng"].cpu())  # a checkpoint loaded onto a GPU maps this CPU state there too
 
 
 def linear_decay(method: L.LightningModule, optimizers: list, n_epochs: int | None,

@@ -326,7 +326,7 @@ def test_raw_photos_are_prepared_once_into_the_cache(tmp_path, media):
     opts = {"size": 96, "workers": 1, "progress": False}
     make = lambda: FaceDataModule(  # noqa: E731
         A=RawIdentity(photos / "obama"), B=RawIdentity(photos / "biden", identity="joe"), image_size=64,
-        batch_size=2, cache_dir=tmp_path / "cache", prepare=opts)
+        batch_size=2, cache_dir=tmp_path / "cache", prepare=opts, splits=(0.5, 0.0, 0.5))  # two photos: no val
     dm = make()
     dm.prepare_data()
     dm.setup()
@@ -377,3 +377,13 @@ def test_hydra_configs_instantiate(name, overrides, tmp_path):
         assert dm.A.prepare_options["size"] == 256 and dm.A.folder.parent == tmp_path
     if name == "video":
         assert dm.A.prepare_options["fps"] == 10
+
+
+def test_an_empty_split_is_refused_before_training_in_one_line():
+    from faceswaplab.errors import ConfigError, one_line
+
+    with pytest.raises(ConfigError) as e:
+        synthetic_pair(2, 30).setup()  # 2 faces cannot fill train, val and test
+    assert one_line(e.value).count("\n") == 0
+    assert "identity 'synthetic0-0'" in str(e.value) and "val split is empty" in str(e.value)
+    synthetic_pair(2, 30, splits=(0.5, 0.5, 0.0)).setup()  # a split asked to be empty may be

@@ -398,3 +398,16 @@ def test_swap_photo_from_python_matches_the_command_on_a_whole_photo(tmp_path, m
     assert isinstance(pil, Image.Image) and np.array_equal(np.asarray(pil), out)
     with pytest.raises(NoFaceError, match="no face to swap"):
         method.swap_photo(np.full((200, 200, 3), 128, np.uint8), source, size=128)
+
+
+def test_swap_video_from_python_equals_the_command(tmp_path, media, source):
+    from faceswaplab.methods.build import build_method
+
+    clip = make_clip(media, tmp_path / "clip.mp4", frames=6, audio=False)
+    method = build_method("landmark_warp")
+    summary = method.swap_video(clip, tmp_path / "py.mp4", source=Image.open(source), size=128, progress=False)
+    swap_media(clip, tmp_path / "cli.mp4", source=source, **WARP)
+    a, _, _ = read_video(tmp_path / "py.mp4")
+    b, _, _ = read_video(tmp_path / "cli.mp4")
+    assert summary.videos == 1 and len(a) == 6 and summary.outputs == [str(tmp_path / "py.mp4")]
+    assert np.array_equal(a, b)

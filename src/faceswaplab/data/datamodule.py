@@ -41,6 +41,7 @@ from faceswaplab.data.datasets import (
     plain as _plain,
 )
 from faceswaplab.data.samplers import ManySampler, PairSampler, worker_init
+from faceswaplab.errors import ConfigError
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,30 @@ class FaceDataModule(pl.LightningDataModule):
             self.load_splits(self.splits_file)
         else:
             self.splits = {s.name: s.split(self.fractions, self.seed) for s in self.sources}
+        self._check_splits()
         self._build()
         log.info("faces (%s mode, %dpx):\n%s", self.mode, self.image_size, describe(self.sources, self.splits))
+
+    def _check_splits(self) -> None:
+        """Refuse, before any training, an empty split that its fraction asks for: in pair mode an identity with
+        none, in many mode a split with no identity that has any."""
+        asked = [sp for sp, f in zip(SPLITS, self.fractions) if f > 0]
+        counts = {src.name: {sp: len(self.splits[src.name][sp]) for sp in SPLITS} for src in self.sources}
+        if self.mode == "many":
+            empty = [sp for sp in asked if not any(c[sp] for c in counts.values())]
+            if empty:
+                raise ConfigError(f"data: no identity has faces in the {' and '.join(empty)} split (of "
+                                  f"{len(counts)} identities, data.splits={list(self.fractions)}): add faces or "
+                                  f"change data.splits")
+            return
+        for src in self.sources:
+            empty = [sp for sp in asked if counts[src.name][sp] == 0]
+            if empty:
+                sizes = ", ".join(f"{sp} {n}" for sp, n in counts[src.name].items())
+                raise ConfigError(
+                    f"identity {src.name!r} ({src!r}): {sum(counts[src.name].values())} faces split into {sizes} "
+                    f"by data.splits={list(self.fractions)}; the {' and '.join(empty)} split is empty: add faces "
+                    f"or change data.splits")
 
     def _build(self) -> None:
         self.datasets = {}

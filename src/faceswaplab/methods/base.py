@@ -29,6 +29,7 @@ import os
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid
@@ -147,6 +148,22 @@ class FaceSwapMethod(L.LightningModule):
         from faceswaplab.swapping.images import swap_photo
 
         return swap_photo(self, image, source, **options)
+
+    def swap_video(self, video, output, source=None, **options):
+        """Swap the faces of a video file into `output` (``.mp4``, ``.mkv``, ...) as ``python -m faceswaplab.swap``
+        does: tracked faces, the audio kept, resumable segments. `source` is the identity photo (a path, array or
+        PIL image) for methods that take one; `options` are those of :class:`faceswaplab.swapping.SwapOptions`
+        (``video={"max_frames": 90}``, ``overwrite=True``, ...). Returns the run's
+        :class:`~faceswaplab.swapping.SwapSummary`.
+        """
+        from faceswaplab.swapping import swap_media
+
+        options.setdefault("device", str(self.device))
+        if isinstance(source, os.PathLike):
+            source = str(source)
+        elif source is not None and not isinstance(source, str):  # PIL image or array
+            source = np.asarray(source.convert("RGB") if hasattr(source, "convert") else source)
+        return swap_media(video, output, method=self, source=source, **options)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""

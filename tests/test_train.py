@@ -81,3 +81,18 @@ def test_cli_runs_as_a_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_run_dir(run_dir, "seamless")
     assert "val/face_change" in proc.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_returns_the_best_trials_held_out_metric(tmp_path):
+    """``-m hparams_search=deepfakes_optuna``: every trial returns ``optimized_metric``, the sweeper keeps the best."""
+    cmd = [sys.executable, "-m", "faceswaplab.train", "-m", "hparams_search=deepfakes_optuna", "debug=smoke",
+           "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(trials) == 2 and all("method.lr=" in p.name for p in trials)
+    values = [json.loads((p / "metrics.jsonl").read_text().splitlines()[-1])["val/reconstruction_l1"] for p in trials]
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(min(values))

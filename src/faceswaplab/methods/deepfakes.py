@@ -202,6 +202,21 @@ class DeepFakes(FaceSwapMethod):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
         self.log("train/loss", (losses["loss_A"] + losses["loss_B"]).detach(), prog_bar=True, batch_size=n)
 
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """The base metrics plus ``val/reconstruction_l1``: held-out faces through their own decoder (no warp),
+        mean absolute error inside the face mask; what ``hparams_search=deepfakes_optuna`` minimises."""
+        metrics = super().validation_step(batch, batch_idx)
+        errors = []
+        for x in SIDES:
+            real, mask = batch[f"image_{x}"], batch[f"mask_{x}"]
+            if self.hparams.align:
+                real, (mask,), _ = self.to_template(batch[f"landmarks_{x}"], real, mask)
+            face, _ = self.decode(real, x)
+            errors.append(((face - real).abs().mean(1, keepdim=True) * mask).sum() / mask.sum().clamp_min(1.0))
+        metrics["val/reconstruction_l1"] = torch.stack(errors).mean()
+        self.log("val/reconstruction_l1", metrics["val/reconstruction_l1"], batch_size=batch["image_A"].shape[0])
+        return metrics
+
     def _step_with_lr_dropout(self, opt) -> None:
         """``opt.step()``, keeping each weight's update with probability ``lr_dropout`` once the schedule says so
         (DeepFaceLab's learning-rate dropout: Adam's moments still see every gradient)."""

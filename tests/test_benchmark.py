@@ -89,6 +89,14 @@ def test_benchmark_rows_files_and_determinism(trained_run, tmp_path):
     assert rows["trained"]["speed"]["train_images_per_sec"] > 0  # from the run's metrics.jsonl
     assert math.isnan(rows["landmark_warp"]["speed"]["train_images_per_sec"])
 
+    # Fairness: every pair is in one group of each axis, for every row and per-pair metric.
+    totals = {}
+    for c in out["fairness"]["cells"]:
+        key = (c["axis"], c["row"], c["metric"])
+        totals[key] = totals.get(key, 0) + c["pairs"]
+    assert set(totals.values()) == {4} and {k[1] for k in totals} == set(rows)
+    assert "## skin tone" in (tmp_path / "a" / "fairness.md").read_text()
+
     # Plots: one bar panel per computed metric, and the identity / attribute scatter.
     for name in ("metrics.png", "identity_vs_attributes.png"):
         img = np.asarray(Image.open(tmp_path / "a" / name))

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from faceswaplab.benchmarking.fairness import breakdown, target_groups, write_fairness
 from faceswaplab.benchmarking.pairs import (data_module, gallery_images, other_source_refs, pairs_record,
                                             read_pairs, subset)
 from faceswaplab.benchmarking.report import log_to_wandb, write_results
@@ -107,10 +108,15 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     tests = paired_tests(per_sample, float(cfg.significance.alpha))
     files = write_results(out_dir, cfg, data_cfg, results, unavailable, pairs_record(pairs, dm), directions, embedder,
                           source, target, outputs, calibration, tests)
+    groups = target_groups(target["image"], target_lm)
+    min_group = int(cfg.get("fairness", {}).get("min_group", 5))
+    cells, gaps = breakdown(per_sample, groups, int(cfg.bootstrap.resamples), float(cfg.bootstrap.confidence), seed,
+                            min_group)
+    files.update(write_fairness(out_dir, cells, gaps, groups, min_group))
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         files["wandb"] = log_to_wandb(cfg, results, files, dm.identity_names)
     return {"results": results, "unavailable": unavailable, "files": files, "significance": tests,
-            "calibration": calibration}
+            "calibration": calibration, "fairness": {"groups": groups, "cells": cells, "gaps": gaps}}
 
 
 def _swap_all(row, source, target, other, directions, batch_size, device, seed):

@@ -20,8 +20,9 @@ log = logging.getLogger("faceswaplab.benchmark")
 # attributes kept), the source photo itself (all identity, none of the target's attributes), and another photo of
 # the source identity (a realistic identity ceiling: what a real photo of that person scores).
 REFERENCES = ("target", "source", "source_other")
-# Data-module keys a training preset may change without changing which faces the benchmark evaluates.
-LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
+# Data-module keys a training preset may change without changing which faces the benchmark evaluates (group_size:
+# how training batches are drawn, e.g. few-shot episodes).
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory", "group_size")
 
 
 class Row:

@@ -137,7 +137,7 @@ class FewShot(FaceSwapMethod):
     trainable = True
     identity_specific = False
     tiny = {"width": 8, "max_width": 16, "gen_blocks": 1, "d_steps": 1, "lr_G": 1e-3, "lr_D": 1e-3}
-    fit_loss = "train/loss"
+    fit_loss = "train/loss"  # the meta-learning objective L_CNT + L_ADV + L_MCH that E, G and P minimise
 
     def __init__(self, image_size: int = 64, K: int = 8, width: int = 64, max_width: int = 512, gen_down: int = 2,
                  gen_blocks: int = 4, num_identities: int = 1024, sketch_thickness: float = 1.0,
@@ -254,6 +254,9 @@ class FewShot(FaceSwapMethod):
         """Cut a batch (identities (N,)) into episodes of at most K + 1 frames of one identity (a last lone frame
         joins the episode before it; identities with one frame are left out). Returns (frame index (T,), its
         episode (T,), each episode's identity (E,))."""
+        if int(identity.max()) >= self.hparams.num_identities:
+            raise ValueError(f"FewShot: identity {int(identity.max())} in a batch, but method.num_identities is "
+                             f"{self.hparams.num_identities} (rows of the discriminator's W): raise it")
         frames, episode, ids = [], [], []
         for u in identity.unique(sorted=True).tolist():
             idx = (identity == u).nonzero()[:, 0]
@@ -288,9 +291,9 @@ class FewShot(FaceSwapMethod):
         opt_g, opt_d = self.optimizers()
         images, lms = self.pooled(batch, IMAGE), self.pooled(batch, LANDMARKS)  # (N, 3, S, S), (N, 68, 2)
         sketches = self.sketch(lms)  # (N, 1, S, S)
-        self._update_mean_shape(lms)
         losses: dict[str, Tensor] = {}
         if self.finetune_source is None:  # meta-learning on episodes
+            self._update_mean_shape(lms)
             tgt, episode, ep_ids = self.episodes(self.pooled(batch, IDENTITY))
             e_hat = self.leave_one_out(self.embedder(torch.cat([images[tgt], sketches[tgt]], 1)), episode)  # (T, D)
             psi, w = self.proj(e_hat), lambda: self.identity_embedding(ep_ids[episode])

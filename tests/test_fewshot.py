@@ -166,3 +166,23 @@ def test_fine_tuning_command_starts_from_a_meta_run_and_swaps_without_sources(tm
     assert any(k.startswith("netG.") for k in changed) and "psi_person" in changed
     target, t_lm = faces(1, 2)
     assert tuned.swap(target, target_landmarks=t_lm).shape == target.shape
+
+
+@pytest.mark.slow
+def test_benchmark_k_shot_rows_share_one_training_and_score_every_pair(tmp_path):
+    from faceswaplab.benchmarking import run_benchmark
+    from faceswaplab.config import compose
+    from conftest import trained_rows
+
+    train = ",".join(repr(o) for o in tiny("fewshot", "trainer.max_epochs=1"))
+    out = run_benchmark(compose("benchmark", [
+        "data.A.num_samples=40", *trained_rows(), "~methods.landmark_warp", "data.image_size=32", "num_pairs=4",
+        "gallery.per_identity=2", "bootstrap.resamples=50", f"train_dir={tmp_path / 'models'}",
+        f"out_dir={tmp_path / 'out'}", f"+methods.one.train=[{train}]", f"+methods.three.train=[{train}]",
+        "+methods.three.swap.shots=3"]))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["one"]  # one training for both rows
+    one, three = out["results"][-2:]
+    assert one["checkpoint"] == three["checkpoint"] and three["row"]["swap"] == "{'shots': 3}"
+    for row in (one, three):
+        assert all(v["n"] + v["failed"] == 4 for v in row["metrics"].values())
+    assert one["metrics"]["landmark_nme"]["mean"] != three["metrics"]["landmark_nme"]["mean"]

@@ -4,8 +4,11 @@ Models", arXiv 1905.08233): draw a person seen in K photos with the pose and exp
 An embedder maps K (frame, landmark sketch) pairs of the source to one identity vector (their mean); a generator
 draws the target's landmark sketch, moved onto the source's face shape as :mod:`faceswaplab.methods.pix2pix` does,
 with AdaIN parameters projected from that vector; a projection discriminator scores (frame, sketch) pairs against a
-per-identity embedding. Meta-learning runs on episodes of K + 1 frames of one identity (K to embed, the rest to
-draw): ``data.mode=many`` with ``data.group_size=K+1``, or the A and B halves of a pair batch. Fine-tuning on a new
+per-identity embedding. Meta-learning runs on episodes of K + 1 frames of one identity: ``data.mode=many`` with
+``data.group_size=K+1``, or the A and B halves of a pair batch; every frame of an episode is drawn once, embedded by
+the episode's other K frames (the paper draws one frame per episode; this gives K + 1 examples per embedder pass).
+The target's landmarks are moved from the training population's mean face shape onto the source's (the mean of its
+shots' landmarks): one driving frame says nothing of its own person's shape. Fine-tuning on a new
 identity (``+finetune=<folder or video>``, see :meth:`FewShot.finetune_setup`) starts the person's AdaIN parameters
 at P e_NEW and its discriminator embedding at e_NEW, as the paper's section 3.3.
 

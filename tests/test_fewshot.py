@@ -186,3 +186,14 @@ def test_benchmark_k_shot_rows_share_one_training_and_score_every_pair(tmp_path)
     for row in (one, three):
         assert all(v["n"] + v["failed"] == 4 for v in row["metrics"].values())
     assert one["metrics"]["landmark_nme"]["mean"] != three["metrics"]["landmark_nme"]["mean"]
+
+
+def test_fine_tuning_needs_a_meta_run_and_a_method_that_fine_tunes(tmp_path):
+    from faceswaplab.errors import ConfigError
+    from faceswaplab.train import train
+
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        train(compose_train(*tiny("fewshot"), f"+finetune={tmp_path}", run_dir=tmp_path / "a"))
+    with pytest.raises(ConfigError, match="no few-shot fine-tuning"):
+        train(compose_train(*tiny("simswap"), f"+finetune={tmp_path}", f"ckpt_path={tmp_path}",
+                            run_dir=tmp_path / "b"))

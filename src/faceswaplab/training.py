@@ -129,11 +129,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             OmegaConf.update(cfg, f"method.{k}", v, force_add=True)
     check_config(cfg)
     run = RunDir(cfg.run_dir)
-    ckpt_path = resume_checkpoint(cfg, run)
     finetune = cfg.get("finetune")
     if finetune:  # few-shot fine-tuning: ckpt_path is the meta-learnt start; this run's own last.ckpt resumes
+        cls = hydra.utils.get_class(cfg.method._target_)
+        if not hasattr(cls, "finetune_setup"):
+            raise ConfigError(f"finetune: {cls.__name__} has no few-shot fine-tuning (method=fewshot has)")
         if not cfg.get("ckpt_path"):
             raise ConfigError("finetune: give the meta-learning run to start from, ckpt_path=<run dir or .ckpt>")
+    ckpt_path = resume_checkpoint(cfg, run)
+    if finetune:
         meta = ckpt_path
         ckpt_path = str(run.last_checkpoint) if cfg.get("resume", True) and run.last_checkpoint.is_file() else None
     L.seed_everything(cfg.seed, workers=True)
@@ -143,8 +147,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("method: %s", cfg.method._target_)
     method: L.LightningModule = hydra.utils.instantiate(cfg.method)
     if finetune:
-        if not hasattr(method, "finetune_setup"):
-            raise ConfigError(f"finetune: {type(method).__name__} has no few-shot fine-tuning (method=fewshot has)")
         check_resume(cfg, method, meta)
         finetune = finetune if isinstance(finetune, str) else hydra.utils.instantiate(finetune)
         datamodule = method.finetune_setup(finetune, meta, datamodule)

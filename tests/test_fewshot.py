@@ -166,6 +166,11 @@ def test_fine_tuning_command_starts_from_a_meta_run_and_swaps_without_sources(tm
     assert any(k.startswith("netG.") for k in changed) and "psi_person" in changed
     target, t_lm = faces(1, 2)
     assert tuned.swap(target, target_landmarks=t_lm).shape == target.shape
+    # The same command with more epochs continues the fine-tuning run (its last.ckpt), not the meta run.
+    train(compose_train(*args, *finetune, "trainer.max_epochs=2", run_dir=tmp_path / "tuned"))
+    again = torch.load(tmp_path / "tuned" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert again["epoch"] == 1 and bool(again["state_dict"]["person_ready"])
+    assert not torch.equal(again["state_dict"]["psi_person"], tuned.psi_person)  # trained on from where it was
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
     python -m faceswaplab.train method=cyclegan
     python -m faceswaplab.train method=landmark_warp data=synthetic method.blend=feather hydra.run.dir=/tmp/run
     python -m faceswaplab.train method=deepfakes trainer=gpu logger=wandb experiment=deepfakes_original
+    python -m faceswaplab.train method=fewshot ckpt_path=<meta-learning run> +finetune=<folder of photos or video>
 
 
 The work is :func:`faceswaplab.training.train` (also importable from here); this module is its command line.

@@ -129,13 +129,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             OmegaConf.update(cfg, f"method.{k}", v, force_add=True)
     check_config(cfg)
     run = RunDir(cfg.run_dir)
+    finetune = cfg.get("finetune")
+    if finetune:  # few-shot fine-tuning: ckpt_path is the meta-learnt start; this run's own last.ckpt resumes
+        cls = hydra.utils.get_class(cfg.method._target_)
+        if not hasattr(cls, "finetune_setup"):
+            raise ConfigError(f"finetune: {cls.__name__} has no few-shot fine-tuning (method=fewshot has)")
+        if not cfg.get("ckpt_path"):
+            raise ConfigError("finetune: give the meta-learning run to start from, ckpt_path=<run dir or .ckpt>")
     ckpt_path = resume_checkpoint(cfg, run)
+    if finetune:
+        meta = ckpt_path
+        ckpt_path = str(run.last_checkpoint) if cfg.get("resume", True) and run.last_checkpoint.is_file() else None
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("data: %s", cfg.data.get("_target_"))
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     log.info("method: %s", cfg.method._target_)
     method: L.LightningModule = hydra.utils.instantiate(cfg.method)
+    if finetune:
+        check_resume(cfg, method, meta)
+        finetune = finetune if isinstance(finetune, str) else hydra.utils.instantiate(finetune)
+        datamodule = method.finetune_setup(finetune, meta, datamodule)
     if ckpt_path:
         check_resume(cfg, method, ckpt_path)  # before anything in the run directory changes
     if rank_zero_only.rank == 0:  # DDP's other processes rerun this function: one writer

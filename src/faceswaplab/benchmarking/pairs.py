@@ -107,6 +107,24 @@ def other_source_refs(dm, pairs, seed: int) -> list:
     return refs
 
 
+def source_shot_refs(dm, pairs, shots: int, seed: int) -> list:
+    """For each pair, `shots` - 1 more test samples of the source's identity (seeded, distinct, never the source
+    itself), pair after pair: with the source, the K photos a K-shot row (``swap: {shots: K}``) embeds."""
+    from faceswaplab.data.datamodule import SampleRef
+
+    rng = np.random.default_rng([int(seed), 17])
+    test = dm.dataset("test")
+    refs = []
+    for s, _ in pairs:
+        n = len((test.a, test.b)[s.identity])
+        if n < shots:
+            raise ValueError(f"a {shots}-shot row needs {shots} test images of {dm.identity_names[s.identity]}, "
+                             f"the test split has {n}")
+        others = [i for i in rng.permutation(n).tolist() if i != s.index][: shots - 1]
+        refs += [SampleRef(s.identity, i) for i in others]
+    return refs
+
+
 def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
     """Images of every gallery identity: ``per_identity`` test images of each identity of the data module, then
     each distractor identity of ``cfg.distractors`` (identity sets; names already in the data are skipped).

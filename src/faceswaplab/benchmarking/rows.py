@@ -20,8 +20,9 @@ log = logging.getLogger("faceswaplab.benchmark")
 # attributes kept), the source photo itself (all identity, none of the target's attributes), and another photo of
 # the source identity (a realistic identity ceiling: what a real photo of that person scores).
 REFERENCES = ("target", "source", "source_other")
-# Data-module keys a training preset may change without changing which faces the benchmark evaluates.
-LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory")
+# Data-module keys a training preset may change without changing which faces the benchmark evaluates (group_size:
+# how training batches are drawn, e.g. few-shot episodes).
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_workers", "pin_memory", "group_size")
 
 
 class Row:
@@ -30,6 +31,8 @@ class Row:
     def __init__(self, name: str, entry: dict, data_cfg: DictConfig, device: torch.device):
         self.name, self.entry, self.device = name, dict(entry), device
         self.model, self.reference, self.checkpoint, self.run = None, None, None, None
+        # Keyword arguments of the row's swap calls, e.g. {shots: 8} (K source photos per pair).
+        self.swap_options = dict(entry.get("swap") or {})
         kinds = [k for k in ("run", "method", "reference") if entry.get(k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"methods.{name}: give exactly one of train=[overrides], run=<run dir>, "
@@ -38,6 +41,8 @@ class Row:
             if entry["reference"] not in REFERENCES:
                 raise ValueError(f"methods.{name}.reference must be one of {REFERENCES}, got {entry['reference']!r}")
             self.reference = entry["reference"]
+            if self.swap_options:
+                raise ValueError(f"methods.{name}.swap: reference rows take no swap options")
         elif "method" in kinds:
             from faceswaplab.methods.build import build_method
 
@@ -60,18 +65,29 @@ class Row:
     @torch.no_grad()
     def swap(self, batch: dict, direction: list[str]) -> torch.Tensor:
         """Outputs (B, 3, H, W) for the pairs of ``batch["source"]``, ``batch["target"]`` (and
-        ``batch["source_other"]``, another photo of each source identity, for that reference)."""
+        ``batch["source_other"]``, another photo of each source identity, for that reference; with the swap option
+        ``shots: K``, ``batch["source_shots"]`` holds K - 1 more photos of each source, (B, K - 1, ...))."""
         s, t = batch["source"], batch["target"]
         if self.reference is not None:
             return batch[self.reference]["image"].clone()
+        options = dict(self.swap_options)
+        shots = int(options.get("shots", 1))
+        images, landmarks = s["image"], s["landmarks"]
+        if shots > 1:  # each pair's K photos, the source first: (B * K, ...)
+            more = batch["source_shots"]
+            images = torch.cat([images[:, None], more["image"][:, : shots - 1]], 1)
+            landmarks = torch.cat([landmarks[:, None], more["landmarks"][:, : shots - 1]], 1)
+        else:
+            options.pop("shots", None)
         out = torch.empty_like(t["image"])
         # Identity-specific methods take the direction per pair; run each direction's pairs together.
         for d in sorted(set(direction)):
             idx = torch.tensor([i for i, x in enumerate(direction) if x == d])
             out[idx] = self.model.swap(
-                t["image"][idx].to(self.device), s["image"][idx].to(self.device),
+                t["image"][idx].to(self.device), images[idx].flatten(0, images.dim() - 4).to(self.device),
                 target_landmarks=t["landmarks"][idx].to(self.device),
-                source_landmarks=s["landmarks"][idx].to(self.device), direction=d,
+                source_landmarks=landmarks[idx].flatten(0, landmarks.dim() - 3).to(self.device), direction=d,
+                **options,
             ).float().cpu().clamp(-1, 1)
         return out
 
@@ -147,7 +163,7 @@ def train_row(name: str, overrides, cfg: DictConfig, protocol: str = "pair") -> 
 
 def resolve_rows(cfg: DictConfig) -> dict[str, dict]:
     """``cfg.methods`` with every ``train`` entry trained (or reused) and given its ``run`` directory."""
-    rows = {}
+    rows, trained = {}, {}
     for name, entry in cfg.methods.items():
         if entry is None:
             continue
@@ -155,6 +171,10 @@ def resolve_rows(cfg: DictConfig) -> dict[str, dict]:
         if entry.get("train") is not None:
             if entry.get("run") is not None:
                 raise ValueError(f"methods.{name}: give train=[overrides] or run=<run dir>, not both")
-            entry["run"] = str(train_row(name, entry["train"], cfg, entry.get("protocol") or "pair"))
+            # Rows that differ only in how they swap (e.g. K shots) share one training: the first row's.
+            same = json.dumps([list(map(str, entry["train"])), entry.get("protocol") or "pair"])
+            if same not in trained:
+                trained[same] = str(train_row(name, entry["train"], cfg, entry.get("protocol") or "pair"))
+            entry["run"] = trained[same]
         rows[name] = entry
     return rows

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from faceswaplab.benchmarking.fairness import breakdown, target_groups, write_fairness
 from faceswaplab.benchmarking.pairs import (data_module, gallery_images, other_source_refs, pairs_record,
-                                            read_pairs, subset)
+                                            read_pairs, source_shot_refs, subset)
 from faceswaplab.benchmarking.report import log_to_wandb, write_results
 from faceswaplab.benchmarking.rows import Row, resolve_rows
 from faceswaplab.benchmarking.significance import paired_tests
@@ -42,6 +42,11 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     source = dm.load([s for s, _ in pairs])
     target = dm.load([t for _, t in pairs])
     other = dm.load(other_source_refs(dm, pairs, seed))
+    # K-shot rows (swap: {shots: K}) embed the pair's source and K - 1 more test photos of its identity.
+    shots = max([int((e.get("swap") or {}).get("shots", 1)) for e in entries.values()] + [1])
+    shot_refs = source_shot_refs(dm, pairs, shots, seed) if shots > 1 else []
+    more = {k: v.view(len(pairs), shots - 1, *v.shape[1:]) for k, v in dm.load(shot_refs).items()
+            if k in ("image", "landmarks")} if shot_refs else {}
     sides = "AB"
     directions = [f"{sides[t.identity]}to{sides[s.identity]}" for s, t in pairs]
     n = len(pairs)
@@ -82,7 +87,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                 metrics[mname].set_gallery(*gallery)
         if "identity_match" in metrics:
             metrics["identity_match"].threshold = threshold
-        output, speed = _swap_all(row, source, target, other, directions, int(cfg.batch_size), device, seed)
+        output, speed = _swap_all(row, source, target, other, more, directions, int(cfg.batch_size), device, seed)
         speed["train_images_per_sec"] = row.train_throughput()
         outputs[name] = output
         out_lm = predict(output)
@@ -119,12 +124,13 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             "calibration": calibration, "fairness": {"groups": groups, "cells": cells, "gaps": gaps}}
 
 
-def _swap_all(row, source, target, other, directions, batch_size, device, seed):
-    """All outputs of a row (N, 3, H, W), one warm-up batch first, with latency and peak memory."""
+def _swap_all(row, source, target, other, more, directions, batch_size, device, seed):
+    """All outputs of a row (N, 3, H, W), one warm-up batch first, with latency and peak memory. `more`: the
+    sources' further shots (image (N, K - 1, 3, H, W), landmarks) for K-shot rows, or {}."""
     n = len(directions)
     chunks = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
     halves = lambda idx: {"source": subset(source, idx), "target": subset(target, idx),  # noqa: E731
-                          "source_other": subset(other, idx)}
+                          "source_other": subset(other, idx), "source_shots": subset(more, idx)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     row.swap(halves(chunks[0][:1]), directions[:1])  # warm-up

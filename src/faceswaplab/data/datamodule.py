@@ -68,6 +68,8 @@ class FaceDataModule(pl.LightningDataModule):
     augment: an :class:`~faceswaplab.data.augment.Augment` (or its fields as a dict) applied to the train split.
     cache_dir: where raw inputs are prepared; prepare: default options for :func:`faceswaplab.data.preparation.prepare`.
     forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
+    group_size: many mode, training split: batches made of runs of this many samples of one identity (few-shot
+    meta-learning episodes; see :class:`~faceswaplab.data.samplers.ManySampler`).
 
     Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
 
@@ -106,6 +108,7 @@ class FaceDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
         prepare: Mapping | None = None,
         forehead: float = DEFAULT_FOREHEAD,
+        group_size: int = 1,
     ):
         super().__init__()
         if mode not in ("pair", "many"):
@@ -134,6 +137,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.prepare_options = dict(_plain(prepare) or {})
         self.forehead = float(forehead)
+        self.group_size = int(group_size)
         self._configure(self.A, self.B, self.identity_set)
         self.sources: list[FaceSource] = []
         self.splits: dict[str, dict[str, list]] = {}
@@ -314,7 +318,7 @@ class FaceDataModule(pl.LightningDataModule):
             if self.mode == "pair":
                 self._samplers[key] = PairSampler(len(parts[0]), len(parts[1]), shuffle, seed)
             else:
-                self._samplers[key] = ManySampler([len(d) for d in parts], shuffle, seed)
+                self._samplers[key] = ManySampler([len(d) for d in parts], shuffle, seed, self.group_size)
         return self._samplers[key]
 
     def dataloader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None,

@@ -73,22 +73,46 @@ class PairSampler(_EpochSampler):
 
 class ManySampler(_EpochSampler):
     """Yields ``(identity, index, aug_seed)`` over every sample of every identity once per epoch (unshuffled:
-    the first sample of every identity, then the second, ...)."""
+    the first sample of every identity, then the second, ...).
 
-    def __init__(self, lengths: Sequence[int], shuffle: bool = True, seed: int = 0):
+    ``group_size > 1`` (shuffled only): the epoch is a shuffled sequence of runs of `group_size` samples of one
+    identity (few-shot meta-learning episodes of K + 1 frames); each identity's last run is filled up with other
+    samples of it, so batches of a multiple of `group_size` hold whole runs."""
+
+    def __init__(self, lengths: Sequence[int], shuffle: bool = True, seed: int = 0, group_size: int = 1):
         super().__init__(shuffle, seed)
         self.lengths = [int(n) for n in lengths]
+        if int(group_size) < 1:
+            raise ValueError(f"group_size must be at least 1, got {group_size}")
+        self.group_size = int(group_size)
+
+    def _grouped(self) -> bool:
+        return self.shuffle and self.group_size > 1
 
     def __len__(self) -> int:
+        if self._grouped():
+            return sum(-(-n // self.group_size) * self.group_size for n in self.lengths)
         return sum(self.lengths)
 
     def __iter__(self):
-        ks = np.concatenate([np.full(n, k) for k, n in enumerate(self.lengths)] or [np.zeros(0, int)])
-        ix = np.concatenate([np.arange(n) for n in self.lengths] or [np.zeros(0, int)])
         rng = self._rng()
-        # Unshuffled (evaluation, previews): round-robin over the identities, so any batch mixes identities.
-        order = rng.permutation(len(ks)) if self.shuffle else np.lexsort((ks, ix))
-        seeds = self._seeds(rng, len(ks))
+        if self._grouped():
+            g, runs = self.group_size, []
+            for k, n in enumerate(self.lengths):
+                if n > 0:
+                    ix = _permutations(n, -(-n // g) * g, rng).reshape(-1, g)  # (runs, g): the last one filled up
+                    runs += [(k, r) for r in ix]
+            order = rng.permutation(len(runs))
+            ks = np.array([runs[j][0] for j in order for _ in range(g)], dtype=int)
+            ix = np.concatenate([runs[j][1] for j in order] or [np.zeros(0, int)])
+            seeds = self._seeds(rng, len(ks))
+        else:
+            ks = np.concatenate([np.full(n, k) for k, n in enumerate(self.lengths)] or [np.zeros(0, int)])
+            ix = np.concatenate([np.arange(n) for n in self.lengths] or [np.zeros(0, int)])
+            # Unshuffled (evaluation, previews): round-robin over the identities, so any batch mixes identities.
+            order = rng.permutation(len(ks)) if self.shuffle else np.lexsort((ks, ix))
+            ks, ix = ks[order], ix[order]
+            seeds = self._seeds(rng, len(ks))
         self.epoch += 1
-        for k, i, s in zip(ks[order].tolist(), ix[order].tolist(), seeds.tolist()):
+        for k, i, s in zip(ks.tolist(), ix.tolist(), seeds.tolist()):
             yield k, i, s

@@ -299,6 +299,8 @@ class FaceDataModule(pl.LightningDataModule):
         train = split == "train"
         bs = batch_size or (self.batch_size if train else self.eval_batch_size)
         sampler = self.sampler(split, shuffle)
+        if train and getattr(self, "trainer", None) is not None:  # the epoch Lightning's set_epoch will pass
+            sampler.epoch_of = lambda: self.trainer.fit_loop.epoch_progress.current.processed
         drop = (self.drop_last and train and len(sampler) >= bs) if drop_last is None else drop_last
         return DataLoader(
             ds,

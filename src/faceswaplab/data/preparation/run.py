@@ -45,6 +45,8 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
         raise ValueError(f"border must be replicate, reflect or constant, got {opts.border!r}")
     if opts.size < 16 or opts.detect_size < 64:
         raise ValueError(f"size must be >= 16 and detect_size >= 64, got {opts.size} and {opts.detect_size}")
+    if opts.format not in ("folder", "shards"):
+        raise ValueError(f"format must be folder or shards, got {opts.format!r}")
     pad_tries(opts.pad)
     check_chunking(opts)
     input_path, output = Path(input).resolve(), Path(output).resolve()
@@ -104,6 +106,10 @@ def _finish(source, summary: PrepareSummary, opts: PrepareOptions, input_path: P
     log.info(str(summary))
     if opts.require_faces:
         _check_identities(source, summary, input_path, output)
+    if opts.format == "shards":
+        from faceswaplab.data.datasets.shards import write_shards
+
+        log.info("shards written to %s", write_shards(output))
     return summary
 
 

@@ -78,7 +78,10 @@ class ShardedIdentity(PreparedIdentity):
         if self._dataset is None:  # opened in the process that reads (each DataLoader worker), never pickled
             from litdata import StreamingDataset
 
-            self._dataset = StreamingDataset(self.chunks or str(self.folder), cache_dir=self.cache_dir)
+            # batch_decode off: litdata would otherwise decode a window of neighbouring items on every random
+            # read (about 70x slower at 256 px in benchmarks/data_loading.md).
+            self._dataset = StreamingDataset(self.chunks or str(self.folder), cache_dir=self.cache_dir,
+                                             batch_decode=False)
         return self._dataset[int(rec["item"])]["image"]
 
     def __getstate__(self):

@@ -51,10 +51,10 @@ def overrides(method: str, data: str, path: Path) -> list[str]:
             f"data={data}", f"data.A.path={path}", "data.A.identity=woman", "data.B.identity=man",
             "data.A.split_block=2", "data.A.split_gap=0", "data.num_workers=2", "data.persistent_workers=false",
             "trainer.max_epochs=2"]
-    if compose_train(*args).data.mode == "many":
-        many = "ShardedIdentities" if data == "shards" else "PreparedIdentities"
-        args += ["~data.identities", f"+data.identities._target_=faceswaplab.data.{many}",
-                 f"+data.identities.path={path}", "+data.identities.split_block=2", "+data.identities.split_gap=0"]
+    if data == "shards" and compose_train(*args).data.mode == "many":  # its preset is for the synthetic faces
+        args = [a for a in args if not a.startswith(("data=", "data.A.", "data.B."))]
+        args += ["~experiment", "data=shards_identities", f"data.identities.path={path}",
+                 "data.identities.min_samples=1", "data.identities.split_block=2", "data.identities.split_gap=0"]
     return args
 
 

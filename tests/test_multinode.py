@@ -16,7 +16,7 @@ from test_method_contract import TRAINABLE
 # Each "node": one CPU process (accelerator cpu, devices 1) of a two-node gloo job.
 TWO_CPU_NODES = ["trainer=multinode", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.num_nodes=2",
                  "trainer.precision=32-true", "trainer.benchmark=false", "++trainer.strategy.process_group_backend=gloo",
-                 "trainer.max_epochs=1", "threads=1"]
+                 "threads=1"]
 BATCHNORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -45,18 +45,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_nodes(tmp_path: Path, method: str, kind: str) -> Path:
+def two_nodes(run: Path, args: list[str], kind: str) -> list[tuple[int, str]]:
+    """Runs ``python -m faceswaplab.train`` as both nodes into `run`; each node's exit code and output."""
+    port = free_port()
+    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"}  # the test callbacks, importable in the nodes
+    nodes = [train_cli(run, *TWO_CPU_NODES, *args, env=env | node_env(kind, rank, port)) for rank in (0, 1)]
+    outs = [node.communicate(timeout=600)[0] for node in nodes]
+    return [(node.returncode, out) for node, out in zip(nodes, outs)]
+
+
+def run_two_nodes(tmp_path: Path, method: str, kind: str, *overrides: str) -> Path:
+    """Trains `method` (its tiny settings, or `overrides`) on two nodes; asserts both end with the same weights."""
     run = tmp_path / "run"
     weights = tmp_path / "weights"
-    weights.mkdir()
-    args = tiny(method, *TWO_CPU_NODES, "+callbacks.save_weights._target_=test_multinode.SaveWeights",
-                f"+callbacks.save_weights.folder={weights}")
-    port = free_port()
-    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"}
-    nodes = [train_cli(run, *args, env=env | node_env(kind, rank, port)) for rank in (0, 1)]
-    outs = [node.communicate(timeout=600)[0] for node in nodes]
-    for rank, (node, out) in enumerate(zip(nodes, outs)):
-        assert node.returncode == 0, f"node {rank}:\n{out[-4000:]}"
+    weights.mkdir(parents=True)
+    args = overrides or tiny(method, "trainer.max_epochs=1")
+    save = ["+callbacks.save_weights._target_=test_multinode.SaveWeights", f"+callbacks.save_weights.folder={weights}"]
+    for rank, (code, out) in enumerate(two_nodes(run, [*args, *save], kind)):
+        assert code == 0, f"node {rank}:\n{out[-4000:]}"
     a, b = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
     assert a.keys() == b.keys()
     # Batch-norm running statistics are each rank's own between steps: DDP copies rank 0's to the others at every

@@ -1,5 +1,6 @@
 """Sharded prepared sets (``prepare ... format=shards``, litdata chunks): the same faces and splits as the folder
-format, and training on the shared videos' frames that resumes exactly, with loader workers reading the chunks."""
+format, and training on the shared videos' frames that resumes exactly, with loader workers reading the chunks, on
+one process and on two nodes."""
 
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from faceswaplab.data.datasets import PreparedIdentity, ShardedIdentity
 from faceswaplab.data.preparation import prepare
 from faceswaplab.train import train
 from test_method_contract import TRAINABLE, Interrupt
+from test_multinode import run_two_nodes, two_nodes
 
 CLIPS = {"woman": "lp_d3_woman_expressions.mp4", "man": "lp_d18_man_expressions.mp4"}
 
@@ -87,3 +89,15 @@ def test_training_on_shards_resumes_exactly_and_equals_the_folder(tmp_path, prep
 @pytest.mark.parametrize("name", [m for m in TRAINABLE if m != "deepfakes"])
 def test_every_method_trains_on_shards_and_resumes_exactly(tmp_path, prepared, name):
     train_and_resume(tmp_path, overrides(name, "shards", prepared / "shards"))
+
+
+@pytest.mark.slow
+def test_two_nodes_on_shards_resume_exactly(tmp_path, prepared):
+    args = [*overrides("deepfakes", "shards", prepared / "shards"), "data.num_workers=1"]
+    straight = run_two_nodes(tmp_path / "straight", "deepfakes", "plain", *args)
+    cut = tmp_path / "cut"
+    stop = ["+callbacks.interrupt._target_=test_method_contract.InterruptAt", "+callbacks.interrupt.epoch=1"]
+    assert all(code != 0 and "Interrupt" in out for code, out in two_nodes(cut / "run", [*args, *stop], "plain"))
+    resumed = run_two_nodes(cut, "deepfakes", "plain", *args)
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

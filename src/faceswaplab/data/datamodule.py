@@ -299,8 +299,9 @@ class FaceDataModule(pl.LightningDataModule):
         train = split == "train"
         bs = batch_size or (self.batch_size if train else self.eval_batch_size)
         sampler = self.sampler(split, shuffle)
-        if train and getattr(self, "trainer", None) is not None:  # the epoch Lightning's set_epoch will pass
-            sampler.epoch_of = lambda: self.trainer.fit_loop.epoch_progress.current.processed
+        trainer = getattr(self, "trainer", None)
+        if train and trainer is not None:
+            sampler = self._trainer_sampler(sampler, trainer)
         drop = (self.drop_last and train and len(sampler) >= bs) if drop_last is None else drop_last
         return DataLoader(
             ds,
@@ -312,6 +313,23 @@ class FaceDataModule(pl.LightningDataModule):
             drop_last=drop,
             worker_init_fn=worker_init if self.num_workers > 0 else None,
         )
+
+    @staticmethod
+    def _trainer_sampler(sampler: Sampler, trainer: pl.Trainer) -> Sampler:
+        """The training sampler under a Trainer: each epoch's order is drawn with the epoch Lightning is in, and
+        under DDP each rank takes its share of that order, with no second shuffle.
+
+        DataLoader workers prefetch, so an epoch's order is drawn as its iterator is made, which Lightning does
+        before it calls ``set_epoch``: a sampler counting epochs itself would draw epoch 0's order again after a
+        resume, and so would the shuffling wrapper Lightning puts around a sampler under DDP.
+        """
+        sampler.epoch_of = lambda: trainer.fit_loop.epoch_progress.current.processed  # what set_epoch will pass
+        if trainer.world_size <= 1:
+            return sampler
+        from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+        return DistributedSamplerWrapper(sampler, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                         shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

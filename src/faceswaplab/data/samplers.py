@@ -34,9 +34,7 @@ class _EpochSampler(Sampler):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
-        # The trainer's epoch, when the data module sets it: with DataLoader workers an epoch's order is drawn as
-        # its iterator is made (they prefetch), which Lightning does before it calls set_epoch; after a resume the
-        # counter would then be 0, not the epoch the run continues with.
+        # The trainer's epoch, set by the data module (FaceDataModule._trainer_sampler says why).
         self.epoch_of: Callable[[], int] | None = None
 
     def set_epoch(self, epoch: int) -> None:

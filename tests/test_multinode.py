@@ -15,8 +15,8 @@ from test_method_contract import TRAINABLE
 
 # Each "node": one CPU process (accelerator cpu, devices 1) of a two-node gloo job.
 TWO_CPU_NODES = ["trainer=multinode", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.num_nodes=2",
-                 "trainer.precision=32-true", "trainer.benchmark=false", "++trainer.strategy.process_group_backend=gloo",
-                 "threads=1"]
+                 "trainer.precision=32-true", "trainer.benchmark=false",
+                 "++trainer.strategy.process_group_backend=gloo", "threads=1"]
 BATCHNORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 

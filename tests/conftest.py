@@ -73,11 +73,12 @@ def trained_rows() -> list[str]:
     return [f"~methods.{name}" for name, row in rows.items() if "train" in row]
 
 
-def train_cli(run_dir, *overrides: str, **kw):
-    """``python -m faceswaplab.train`` into `run_dir` as a subprocess (stdout and stderr merged, text)."""
+def train_cli(run_dir, *overrides: str, env: dict | None = None, **kw):
+    """``python -m faceswaplab.train`` into `run_dir` as a subprocess (stdout and stderr merged, text); `env`: extra
+    environment variables."""
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", **(env or {})}
     cmd = [sys.executable, "-m", "faceswaplab.train", f"hydra.run.dir={run_dir}", *overrides]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)

@@ -30,7 +30,6 @@ from typing import Any, Literal, Union
 import hydra
 import lightning as L
 import torch
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
@@ -152,14 +151,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = method.finetune_setup(finetune, meta, datamodule)
     if ckpt_path:
         check_resume(cfg, method, ckpt_path)  # before anything in the run directory changes
-    if rank_zero_only.rank == 0:  # DDP's other processes rerun this function: one writer
-        run.sweep_temporaries()
-        run.write_config(cfg)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    # Every DDP process runs this function, on every node; the Trainer has read the cluster environment
+    # (NODE_RANK, SLURM_PROCID, ...) by now, so its global rank names the one writer.
+    if trainer.is_global_zero:
+        run.sweep_temporaries()
+        run.write_config(cfg)
 
     for lg in trainer.loggers:  # the whole resolved config at the top level: dashboards filter by method.lr, data.A...
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

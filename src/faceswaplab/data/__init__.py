@@ -19,7 +19,8 @@ _EXPORTS = {
     "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
         "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset", "PreparedIdentities",
-        "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities", "SyntheticIdentity", "read_index",
+        "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+        "SyntheticIdentities", "SyntheticIdentity", "read_index",
     ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

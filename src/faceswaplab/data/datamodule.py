@@ -328,6 +328,9 @@ class FaceDataModule(pl.LightningDataModule):
         train = split == "train"
         bs = batch_size or (self.batch_size if train else self.eval_batch_size)
         sampler = self.sampler(split, shuffle)
+        trainer = getattr(self, "trainer", None)
+        if train and trainer is not None:
+            sampler = self._trainer_sampler(sampler, trainer)
         drop = (self.drop_last and train and len(sampler) >= bs) if drop_last is None else drop_last
         return DataLoader(
             ds,
@@ -346,6 +349,23 @@ class FaceDataModule(pl.LightningDataModule):
             return bool(self.pin_memory)
         trainer = self.trainer  # None outside a Trainer
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    @staticmethod
+    def _trainer_sampler(sampler: Sampler, trainer: pl.Trainer) -> Sampler:
+        """The training sampler under a Trainer: each epoch's order is drawn with the epoch Lightning is in, and
+        under DDP each rank takes its share of that order, with no second shuffle.
+
+        DataLoader workers prefetch, so an epoch's order is drawn as its iterator is made, which Lightning does
+        before it calls ``set_epoch``: a sampler counting epochs itself would draw epoch 0's order again after a
+        resume, and so would the shuffling wrapper Lightning puts around a sampler under DDP.
+        """
+        sampler.epoch_of = lambda: trainer.fit_loop.epoch_progress.current.processed  # what set_epoch will pass
+        if trainer.world_size <= 1:
+            return sampler
+        from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+        return DistributedSamplerWrapper(sampler, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                         shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

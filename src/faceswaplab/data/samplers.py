@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -34,11 +34,15 @@ class _EpochSampler(Sampler):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
+        # The trainer's epoch, set by the data module (FaceDataModule._trainer_sampler says why).
+        self.epoch_of: Callable[[], int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def _rng(self) -> np.random.Generator:
+        if self.epoch_of is not None:
+            self.epoch = int(self.epoch_of())
         return np.random.default_rng([self.seed, self.epoch])
 
     def _seeds(self, rng: np.random.Generator, n: int) -> np.ndarray:

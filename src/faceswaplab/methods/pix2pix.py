@@ -193,7 +193,9 @@ class Pix2Pix(FaceSwapMethod):
     @torch.no_grad()
     def _update_mean_shape(self, side: str, landmarks: Tensor) -> None:
         mean, seen = getattr(self, f"mean_landmarks_{side}"), getattr(self, f"shape_seen_{side}")
-        batch_mean = landmarks.mean(0)
+        batch_mean = landmarks.mean(0)  # (68, 2)
+        if self._trainer is not None and self.trainer.world_size > 1:  # every rank learns the same mean shape
+            batch_mean = self.all_gather(batch_mean).mean(0)  # (world, 68, 2) -> (68, 2)
         if not seen:
             mean.copy_(batch_mean)
             seen.fill_(True)

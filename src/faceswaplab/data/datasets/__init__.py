@@ -7,6 +7,7 @@ send to DataLoader workers.
 
 * :class:`SyntheticIdentity`: one identity of the procedural renderer, rendered on the fly, deterministic per index.
 * :class:`PreparedIdentity`: the crops of a folder written by :func:`faceswaplab.data.preparation.prepare`.
+* :class:`ShardedIdentity`: the same, from litdata shards (``prepare ... format=shards``), local or object storage.
 * :class:`RawIdentity`: a folder of photos or a video (or a folder of videos), prepared into a cache folder on
   first use (resumable), then read like a prepared folder.
 
@@ -20,6 +21,7 @@ a block of another split are dropped as well. Groups are assigned to splits by a
 
 from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain
 from faceswaplab.data.datasets.prepared import INDEX_FILE, PreparedIdentities, PreparedIdentity, read_index
+from faceswaplab.data.datasets.shards import ShardedIdentities, ShardedIdentity, write_shards
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
 from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticIdentity
@@ -27,6 +29,7 @@ from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, P
 
 __all__ = [
     "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
-    "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "SyntheticIdentities",
-    "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir", "read_index", "split_counts",
+    "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+    "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
+    "read_index", "split_counts", "write_shards",
 ]

@@ -133,12 +133,15 @@ class PreparedIdentity(FaceSource):
                 return True
         return False
 
-    def load(self, sample_id, size):
+    def _image(self, rec: dict) -> np.ndarray:
+        """The RGB crop of an index record, (H, W, 3) uint8."""
         from faceswaplab.io import read_image
 
+        return read_image(self.folder / rec["crop"])
+
+    def load(self, sample_id, size):
         rec = self.records[sample_id]
-        path = self.folder / rec["crop"]
-        image = read_image(path)
+        image = self._image(rec)
         lm = np.asarray(rec["landmarks_crop"], np.float32)
         if lm.shape != (68, 2):
             raise ValueError(f"{self.folder / INDEX_FILE}: landmarks_crop of {rec['crop']} has shape {lm.shape}")
@@ -178,4 +181,7 @@ class PreparedIdentities(IdentitySet):
         if len(kept) < len(names):
             log.warning("%s: %d of %d identities skipped (fewer than %d faces)", self.folder,
                         len(names) - len(kept), len(names), self.min_samples)
-        return [PreparedIdentity(self.folder, n, self.split_block, self.split_gap) for n in kept]
+        return [self._source(n) for n in kept]
+
+    def _source(self, name: str) -> PreparedIdentity:
+        return PreparedIdentity(self.folder, name, self.split_block, self.split_gap)

@@ -23,6 +23,8 @@ Output layout::
                              too_small, no_face, face_too_small, extra_face, no_match, error
     <output>/prepare.yaml    the resolved options
     <output>/progress.jsonl  resume bookkeeping: one line per finished item and per finished file
+    <output>/shards/         with format=shards: the crops as litdata chunks (faceswaplab.data.datasets.shards)
+    <output>/chunks/         with chunk=i num_chunks=n: each job's rows, until merge=true joins them (.chunks)
 
 Every file is written atomically; index and report rows are appended only once their item is finished, and a
 rerun skips finished files and frames, so an interrupted run resumes without duplicates or half-written files.

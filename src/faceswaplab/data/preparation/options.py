@@ -52,6 +52,13 @@ class PrepareOptions:
     progress: bool = True  # show a progress bar
     require_faces: bool = True  # raise NoFaceError when an identity ends with no face
     overwrite: bool = False  # start afresh even if <output> holds a run with other options
+    # folder (PNG crops + index.jsonl) | shards: also <output>/shards (litdata chunks), written at the end of a
+    # whole run or of the merge
+    format: str = "folder"
+    # Spread over jobs (see .chunks): prepare slice `chunk` of `num_chunks` into <output>/chunks/, then merge.
+    chunk: int | None = None
+    num_chunks: int = 1
+    merge: bool = False  # join the finished chunks into <output>/index.jsonl and report.jsonl
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from faceswaplab.data.preparation.chunks import check_chunking, chunk_dir, chunk_files, merge_chunks
 from faceswaplab.data.preparation.items import Task, init_worker, process
 from faceswaplab.data.preparation.options import NoFaceError, PrepareError, PrepareOptions, PrepareSummary
 from faceswaplab.data.preparation.output import OutputState, item_key, read_jsonl
@@ -28,7 +29,8 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
     """Detect, align and crop the faces of `input` (image, video, or folder) into `output`; see the module doc.
 
     Resumes an earlier run into the same `output`. Raises `NoFaceError` when an identity ends with no usable
-    face (``require_faces``), `PrepareError` for unusable arguments.
+    face (``require_faces``), `PrepareError` for unusable arguments. With ``chunk``/``num_chunks`` it prepares
+    one slice of the input, and with ``merge`` it joins the finished slices (:mod:`.chunks`).
     """
     try:
         opts = PrepareOptions(**options)
@@ -43,7 +45,10 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
         raise ValueError(f"border must be replicate, reflect or constant, got {opts.border!r}")
     if opts.size < 16 or opts.detect_size < 64:
         raise ValueError(f"size must be >= 16 and detect_size >= 64, got {opts.size} and {opts.detect_size}")
+    if opts.format not in ("folder", "shards"):
+        raise ValueError(f"format must be folder or shards, got {opts.format!r}")
     pad_tries(opts.pad)
+    check_chunking(opts)
     input_path, output = Path(input).resolve(), Path(output).resolve()
     if input_path.is_dir() and output.is_relative_to(input_path):
         raise PrepareError(f"output {output} lies inside the input folder {input_path}; choose another folder")
@@ -71,22 +76,40 @@ def prepare(input: str | os.PathLike, output: str | os.PathLike, **options) -> P
         record = values | {"backend": backend}
     record["input"] = str(input_path)
     worker_opts = values | {"backend": backend, "detector": None, "upsample": None}
+    if opts.merge:
+        merge_chunks(output, files, opts.num_chunks, record | {"chunk": None, "num_chunks": 1, "merge": False})
+        return _finish(source, _summarise(output, 0), opts, input_path, output)
+    folder = output  # where this run's index, report and progress go; its crops always go to <output>/faces
+    if opts.chunk is not None:
+        folder = chunk_dir(output, opts.chunk, opts.num_chunks)
+        files = chunk_files(files, opts.chunk, opts.num_chunks)
 
     # Built here too: a missing weight file or a bad setting fails now, with its own message, not in a worker.
     instance = make_backend(backend)
-    state = OutputState(output, record, opts.overwrite)
+    state = OutputState(folder, record, opts.overwrite)
     try:
         reference = _reference_descriptor(instance, opts) if opts.select == "reference" else None
         todo = [f for f in files if str(f.path) not in state.done_files]
         if workers == 1:
             worker_opts["backend"] = instance
-        new_items = _run(todo, opts, worker_opts, reference, state, workers) if todo else 0
+        new_items = _run(todo, opts, worker_opts, reference, state, output, workers) if todo else 0
     finally:
         state.close()
-    summary = _summarise(output, new_items)
+    summary = _summarise(folder, new_items)
+    if opts.chunk is not None:  # a chunk may hold no face of some identity: the merge checks them all
+        log.info(str(summary))
+        return summary
+    return _finish(source, summary, opts, input_path, output)
+
+
+def _finish(source, summary: PrepareSummary, opts: PrepareOptions, input_path: Path, output: Path) -> PrepareSummary:
     log.info(str(summary))
     if opts.require_faces:
         _check_identities(source, summary, input_path, output)
+    if opts.format == "shards":
+        from faceswaplab.data.datasets.shards import write_shards
+
+        log.info("shards written to %s", write_shards(output))
     return summary
 
 
@@ -111,7 +134,7 @@ def _items(files: list, opts: PrepareOptions, state: OutputState) -> Iterator[Ta
         yield str(f.path)
 
 
-def _run(files, opts, worker_opts, reference, state: OutputState, workers: int) -> int:
+def _run(files, opts, worker_opts, reference, state: OutputState, output: Path, workers: int) -> int:
     from tqdm import tqdm
 
     total = sum(_estimate_items(f, opts) for f in files)
@@ -131,13 +154,13 @@ def _run(files, opts, worker_opts, reference, state: OutputState, workers: int) 
 
     try:
         if workers == 1:
-            init_worker(worker_opts, reference, str(state.output), in_subprocess=False)
+            init_worker(worker_opts, reference, str(output), in_subprocess=False)
             for entry in _items(files, opts, state):
                 finish(entry if isinstance(entry, str) else process(entry))
         else:
             ctx = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker,
-                                        initargs=(worker_opts, reference, str(state.output))) as pool:
+                                        initargs=(worker_opts, reference, str(output))) as pool:
                 # Results are committed in input order; at most a few items are in flight, so decoded video
                 # frames never pile up in memory.
                 pending: collections.deque = collections.deque()

@@ -387,3 +387,20 @@ def test_an_empty_split_is_refused_before_training_in_one_line():
     assert one_line(e.value).count("\n") == 0
     assert "identity 'synthetic0-0'" in str(e.value) and "val split is empty" in str(e.value)
     synthetic_pair(2, 30, splits=(0.5, 0.5, 0.0)).setup()  # a split asked to be empty may be
+
+
+def test_ddp_shares_keep_few_shot_runs_whole_and_cover_the_epoch():
+    from faceswaplab.data.samplers import ManySampler, rank_share
+
+    sampler = ManySampler([7, 5, 9], shuffle=True, seed=3, group_size=3)
+    shares = []
+    for r in range(2):  # each rank is a process of its own, drawing the same epoch's order
+        sampler.epoch = 0
+        shares.append(list(rank_share(sampler, 2, r)))
+    assert len(shares[0]) == len(shares[1]) == len(rank_share(sampler, 2, 0))
+    for share in shares:
+        assert len(share) % 3 == 0
+        runs = [share[i:i + 3] for i in range(0, len(share), 3)]
+        assert all(len({k for k, _, _ in run}) == 1 for run in runs)  # one identity per episode
+    everything = {(k, i) for k, i, _ in list(ManySampler([7, 5, 9], True, 3, 3))}
+    assert {(k, i) for share in shares for k, i, _ in share} == everything

@@ -40,7 +40,7 @@ from faceswaplab.data.datasets import (
     describe,
     plain as _plain,
 )
-from faceswaplab.data.samplers import ManySampler, PairSampler, worker_init
+from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_init
 from faceswaplab.errors import ConfigError
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
 
@@ -362,10 +362,7 @@ class FaceDataModule(pl.LightningDataModule):
         sampler.epoch_of = lambda: trainer.fit_loop.epoch_progress.current.processed  # what set_epoch will pass
         if trainer.world_size <= 1:
             return sampler
-        from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
-
-        return DistributedSamplerWrapper(sampler, num_replicas=trainer.world_size, rank=trainer.global_rank,
-                                         shuffle=False)
+        return rank_share(sampler, trainer.world_size, trainer.global_rank)  # few-shot episodes kept whole
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

@@ -120,3 +120,28 @@ class ManySampler(_EpochSampler):
         self.epoch += 1
         for k, i, s in zip(ks.tolist(), ix.tolist(), seeds.tolist()):
             yield k, i, s
+
+
+def rank_share(sampler, num_replicas: int, rank: int):
+    """Rank `rank`'s share of `sampler`'s order under DDP: whole runs of its ``group_size`` items (few-shot episodes
+    stay on one process), runs ``rank, rank + num_replicas, ...``; the order is padded with its first runs so that
+    every rank gets as many. A ``DistributedSampler``, so Lightning does not wrap it again."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    group = sampler.group_size if getattr(sampler, "_grouped", lambda: False)() else 1
+
+    class _RunShare(DistributedSamplerWrapper):
+        def __init__(self):
+            super().__init__(sampler, num_replicas=num_replicas, rank=rank, shuffle=False)
+            runs = -(-len(sampler) // group)
+            self.num_samples = -(-runs // num_replicas) * group
+            self.total_size = self.num_samples * num_replicas
+
+        def __iter__(self):
+            self.dataset.reset()
+            items = [self.dataset[i] for i in range(len(self.dataset))]
+            runs = [items[i:i + group] for i in range(0, len(items), group)]
+            runs += runs[: self.total_size // group - len(runs)]  # pad: every rank the same number of runs
+            return (item for run in runs[rank::num_replicas] for item in run)
+
+    return _RunShare()

@@ -42,6 +42,7 @@ from faceswaplab.data.datasets import (
 )
 from faceswaplab.data.samplers import ManySampler, PairSampler, worker_init
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
+from faceswaplab.faces.occlusion import check_mask_kind
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class FaceDataModule(pl.LightningDataModule):
     augment: an :class:`~faceswaplab.data.augment.Augment` (or its fields as a dict) applied to the train split.
     cache_dir: where raw inputs are prepared; prepare: default options for :func:`faceswaplab.data.preparation.prepare`.
     forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
+    mask: ``hull`` (the landmark hull), ``segment`` or ``parse`` (the hull less what covers the face: hands,
+    hair, glasses; see :mod:`faceswaplab.faces.occlusion`); the batches' ``mask`` keys, which the methods' masked
+    losses read.
 
     Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
 
@@ -105,6 +109,7 @@ class FaceDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
         prepare: Mapping | None = None,
         forehead: float = DEFAULT_FOREHEAD,
+        mask: str = "hull",
     ):
         super().__init__()
         if mode not in ("pair", "many"):
@@ -131,6 +136,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.prepare_options = dict(_plain(prepare) or {})
         self.forehead = float(forehead)
+        self.mask = check_mask_kind(str(mask), "data.mask")
         self._configure(self.A, self.B, self.identity_set)
         self.sources: list[FaceSource] = []
         self.splits: dict[str, dict[str, list]] = {}
@@ -202,7 +208,7 @@ class FaceDataModule(pl.LightningDataModule):
         for split in SPLITS:
             per_id = [
                 FaceDataset(src, self.splits[src.name][split], k, self.image_size,
-                            self.augment if split == "train" else None, self.forehead)
+                            self.augment if split == "train" else None, self.forehead, self.mask)
                 for k, src in enumerate(self.sources)
             ]
             self.datasets[split] = PairDataset(*per_id) if self.mode == "pair" else ManyDataset(per_id)

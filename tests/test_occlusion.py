@@ -146,3 +146,13 @@ def test_face_parser_names_its_missing_weights_and_loads_a_checkpoint_from_the_t
 def test_hull_visibility_is_all_ones():
     x = torch.zeros(2, 3, 16, 16)
     assert torch.equal(visibility("hull", x), torch.ones(2, 1, 16, 16))
+
+
+def test_segmenter_ships_with_the_package_and_other_configs_name_the_command(tmp_path, monkeypatch):
+    from faceswaplab.faces.segmenter import ASSETS, VisibleFaceSegmenter, segmenter_weights_path
+
+    monkeypatch.setenv("FACESWAPLAB_CACHE", str(tmp_path))
+    assert segmenter_weights_path().parent == ASSETS
+    assert segmenter_weights_path().stat().st_size < 1_000_000
+    with pytest.raises(MissingWeightsError, match="python -m faceswaplab.faces.segmenter --train"):
+        VisibleFaceSegmenter(config={"epochs": 1})

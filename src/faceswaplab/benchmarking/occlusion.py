@@ -9,7 +9,7 @@ the test split), against the renderer's ground-truth visible-face mask:
 * swapping: a source face (another identity, no occluder) is swapped onto each occluded target with
   ``landmark_warp`` and pasted back by the swap command's own :func:`~faceswaplab.swapping.swapper.paste_back`
   with each ``mask.kind``. ``occluder_mae``: mean absolute difference (0-255) between output and target over the
-  occluder's pixels on the face (0: the occluder is kept); ``occluder_kept``: share of those pixels changed by at
+  occluder's pixels inside the (eroded) hull that the swap pastes (0: the occluder is kept); ``occluder_kept``: share of those pixels changed by at
   most 3 levels in every channel; ``face_change``: mean absolute difference over the visible face (that the swap
   still swaps).
 
@@ -57,6 +57,7 @@ def swap_scores(targets, sources, kinds, crop: int = 128) -> dict[str, dict[str,
     """Swap `sources[i]` onto `targets[i]` (FaceRenders) with landmark_warp and paste back with each mask kind:
     ``{kind: {metric: (n,) values}}`` (see the module docstring)."""
     from faceswaplab.faces.alignment import align_face
+    from faceswaplab.faces.masks import face_hull_mask_np
     from faceswaplab.methods.build import build_method
     from faceswaplab.swapping.options import SwapOptions
     from faceswaplab.swapping.swapper import paste_back
@@ -67,7 +68,10 @@ def swap_scores(targets, sources, kinds, crop: int = 128) -> dict[str, dict[str,
         crop_t, m, lm_t = align_face(t.image, t.landmarks, crop)
         crop_s, _, lm_s = align_face(s.image, s.landmarks, crop)
         face = method.swap(crop_t, crop_s, target_landmarks=lm_t, source_landmarks=lm_s)
-        occluder = (t.mask - t.visible) > 0.5  # (H, W): occluder pixels on the face
+        # (H, W): occluder pixels inside the hull the swap pastes (eroded as the swap's default mask is)
+        width = float(np.linalg.norm(t.landmarks[16] - t.landmarks[0]))
+        pasted = face_hull_mask_np(t.landmarks, t.image.shape[:2], dilate=-SwapOptions().mask.erode * width) > 0.5
+        occluder = ((t.mask - t.visible) > 0.5) & pasted
         visible = t.visible > 0.5
         for k in kinds:
             out = paste_back(t.image.copy(), crop_t, face, m, lm_t, crop, SwapOptions.from_dict({"mask": k}))

@@ -1,6 +1,5 @@
 """Occluders in the synthetic renders, the occlusion-aware masks (hull, segment, parse) and what they protect."""
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -81,19 +80,19 @@ def test_deepfakes_loss_does_not_train_the_decoder_on_occluder_pixels():
     batches = _batches("hull", "segment")
     real, parts, truth = batches["hull"]["image_A"], batches["hull"]["parts_A"], batches["segment"]["visible_A"]
     grads = {}
-    for kind, batch in batches.items():
+    for kind, batch in batches.items():  # the squared-error term of DeepFakes' default (faceswap) loss
         fake = torch.zeros_like(real, requires_grad=True)
-        terms = reconstruction_terms("faceswap", fake, real, batch["mask_A"], parts, mse_weight=1.0, ssim_weight=1.0,
+        terms = reconstruction_terms("faceswap", fake, real, batch["mask_A"], parts, mse_weight=1.0,
                                      eye_multiplier=3.0, mouth_multiplier=2.0)
         sum(terms.values()).backward()
         grads[kind] = fake.grad.abs().sum(1, keepdim=True)
-    # occluder pixels at least 6 px (half the SSIM window) away from the segment mask: no gradient at all
-    outside = [cv2.erode((m[0] < 1e-3).numpy().astype(np.uint8), np.ones((13, 13), np.uint8))
-               for m in batches["segment"]["mask_A"]]
-    far = torch.as_tensor(np.stack(outside))[:, None].bool() & (truth < 0.5) & (batches["hull"]["mask_A"] > 0.5)
-    assert far.sum() > 0
-    assert grads["segment"][far].max() == 0
-    assert grads["hull"][far].min() > 0
+    occluder = (truth < 0.5) & (batches["hull"]["mask_A"] > 0.5)  # occluder pixels inside the hull
+    assert occluder.sum() > 50
+    left_out = occluder & (batches["segment"]["mask_A"] == 0)
+    assert left_out.sum() > 0.6 * occluder.sum()
+    assert grads["segment"][left_out].max() == 0 and grads["hull"][left_out].min() > 0
+    ratio = grads["segment"][occluder].mean() / grads["hull"][occluder].mean()
+    assert ratio < 0.35, ratio  # the decoder is hardly pulled towards drawing the occluder
 
 
 def test_segmenter_beats_the_hull_on_held_out_occluded_renders():
@@ -116,7 +115,7 @@ def test_swap_keeps_the_occluder_with_the_segment_mask_not_with_the_hull():
     print({k: {m: round(float(v.mean()), 3) for m, v in d.items()} for k, d in s.items()})
     assert np.all(s["segment"]["occluder_mae"] < 0.5 * s["hull"]["occluder_mae"])
     assert s["segment"]["occluder_kept"].mean() > 0.7 > s["hull"]["occluder_kept"].mean()
-    assert s["segment"]["face_change"].mean() > 0.5 * s["hull"]["face_change"].mean()  # it still swaps
+    assert np.all(s["segment"]["face_change"] > 1.0)  # it still swaps the visible face
 
 
 def test_swap_options_take_the_mask_kind():

@@ -97,8 +97,10 @@ def visibility(kind: str, images: torch.Tensor) -> torch.Tensor:
 
 
 def occlusion_aware_mask(kind: str, images: torch.Tensor, hull: torch.Tensor) -> torch.Tensor:
-    """The face `hull` (B, 1, H, W) less what covers the face in `images`, as judged by mask `kind`."""
-    return hull if kind == "hull" else hull * visibility(kind, images)
+    """The face `hull` (B, 1, H, W) less what covers the face in `images`, as judged by mask `kind` (a pixel is
+    taken out when the model gives it less than even odds of showing the face: a soft probability would leave
+    part of the occluder in the masked losses)."""
+    return hull if kind == "hull" else hull * (visibility(kind, images) > 0.5).to(hull.dtype)
 
 
 def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

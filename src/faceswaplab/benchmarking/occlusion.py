@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 TEST_FIRST = 2250  # the first test-split index of the default synthetic data (2500 renders: 2000/250/250)
-SWAP_METRICS = ("occluder_mae", "occluder_kept", "face_change")
+SWAP_METRICS = ("occluder_mae", "occluder_kept", "face_change", "identity")
+REFERENCE = "target"  # the output is the target unchanged: every occluder kept, no identity moved
 
 
 def occluded_targets(n: int, size: int, seed: int = 0, identities: int = 8):
@@ -62,8 +63,12 @@ def swap_scores(targets, sources, kinds, crop: int = 128) -> dict[str, dict[str,
     from faceswaplab.swapping.options import SwapOptions
     from faceswaplab.swapping.swapper import paste_back
 
+    from faceswaplab.images import to_tensor
+    from faceswaplab.metrics.embedders import build_embedder
+
     method = build_method("landmark_warp")
-    scores = {k: {m: [] for m in SWAP_METRICS} for k in kinds}
+    embedder = build_embedder("synthetic")
+    scores = {k: {m: [] for m in SWAP_METRICS} for k in [*kinds, REFERENCE]}
     for t, s in zip(targets, sources):
         crop_t, m, lm_t = align_face(t.image, t.landmarks, crop)
         crop_s, _, lm_s = align_face(s.image, s.landmarks, crop)
@@ -73,8 +78,11 @@ def swap_scores(targets, sources, kinds, crop: int = 128) -> dict[str, dict[str,
         pasted = face_hull_mask_np(t.landmarks, t.image.shape[:2], dilate=-SwapOptions().mask.erode * width) > 0.5
         occluder = ((t.mask - t.visible) > 0.5) & pasted
         visible = t.visible > 0.5
-        for k in kinds:
-            out = paste_back(t.image.copy(), crop_t, face, m, lm_t, crop, SwapOptions.from_dict({"mask": k}))
+        identity = embedder(to_tensor(s.image)[None], s.landmarks[None])[0]
+        for k in scores:
+            out = t.image if k == REFERENCE else paste_back(t.image.copy(), crop_t, face, m, lm_t, crop,
+                                                             SwapOptions.from_dict({"mask": k}))
+            scores[k]["identity"].append(float(embedder(to_tensor(out)[None], t.landmarks[None])[0] @ identity))
             diff = np.abs(out.astype(np.float32) - t.image.astype(np.float32))  # (H, W, 3)
             scores[k]["occluder_mae"].append(float(diff[occluder].mean()))
             scores[k]["occluder_kept"].append(float((diff[occluder].max(1) <= 3).mean()))
@@ -99,7 +107,7 @@ def occlusion_benchmark(n: int = 100, kinds=("hull", "segment"), seed: int = 0, 
         result["iou"][k] = {"mean": float(v.mean()), "std": float(v.std())}
         if k not in ("hull", "whole_crop"):
             result["iou"][k]["p_vs_hull"] = wilcoxon_p(v, ious["hull"])[0]
-    for k in kinds:
+    for k in swaps:
         result["swap"][k] = {}
         for m in SWAP_METRICS:
             v = swaps[k][m]
@@ -120,7 +128,8 @@ def format_result(r: dict) -> str:
         lines.append(f"{k:<11} {v['mean']:.3f} +- {v['std']:.3f}{p}")
     lines += ["", "per occluder: " + ", ".join(
         f"{o}: " + " / ".join(f"{k} {v:.3f}" for k, v in d.items()) for o, d in r["per_occluder_iou"].items())]
-    lines += ["", "mask        " + "  ".join(f"{m:>22}" for m in SWAP_METRICS)]
+    lines += ["", "swap, landmark_warp, each paste-back mask (mean +- sd, Wilcoxon p vs hull)",
+              "mask        " + "  ".join(f"{m:>22}" for m in SWAP_METRICS)]
     for k, d in r["swap"].items():
         cells = []
         for m in SWAP_METRICS:

@@ -9,11 +9,14 @@ the test split), against the renderer's ground-truth visible-face mask:
 * swapping: a source face (another identity, no occluder) is swapped onto each occluded target with
   ``landmark_warp`` and pasted back by the swap command's own :func:`~faceswaplab.swapping.swapper.paste_back`
   with each ``mask.kind``. ``occluder_mae``: mean absolute difference (0-255) between output and target over the
-  occluder's pixels inside the (eroded) hull that the swap pastes (0: the occluder is kept); ``occluder_kept``: share of those pixels changed by at
-  most 3 levels in every channel; ``face_change``: mean absolute difference over the visible face (that the swap
-  still swaps).
+  occluder's pixels inside the (eroded) hull that the swap pastes (0: the occluder is kept); ``occluder_kept``:
+  share of those pixels changed by at most 3 levels in every channel; ``face_change``: mean absolute difference
+  over the visible face; ``identity``: cosine similarity of the output's synthetic-embedder descriptor to the
+  source's (that the swap still moves the identity). The reference row ``target`` (the target unchanged, scored
+  by the same code) gives the levels of a swap that does nothing.
 
-Every image is scored; each kind is compared with ``hull`` by a paired Wilcoxon signed-rank test.
+Every image is scored; each kind is compared with ``hull`` and with the reference by paired Wilcoxon signed-rank
+tests.
 
 Command line: ``python -m faceswaplab.benchmarking.occlusion --n 100`` (add ``--kinds hull segment parse`` where
 the face parser's weights are available).
@@ -114,6 +117,8 @@ def occlusion_benchmark(n: int = 100, kinds=("hull", "segment"), seed: int = 0, 
             result["swap"][k][m] = {"mean": float(v.mean()), "std": float(v.std())}
             if k != "hull":
                 result["swap"][k][m]["p_vs_hull"] = wilcoxon_p(v, swaps["hull"][m])[0]
+            if k != REFERENCE:
+                result["swap"][k][m]["p_vs_target"] = wilcoxon_p(v, swaps[REFERENCE][m])[0]
     result["per_occluder_iou"] = {
         occ: {k: float(ious[k][[t == occ for t in result["occluders"]]].mean()) for k in ious}
         for occ in sorted(set(result["occluders"]))}
@@ -136,6 +141,9 @@ def format_result(r: dict) -> str:
             p = f" p={d[m]['p_vs_hull']:.1g}" if "p_vs_hull" in d[m] else ""
             cells.append(f"{d[m]['mean']:>8.3f}+-{d[m]['std']:<6.3f}{p}".rjust(22))
         lines.append(f"{k:<11} " + "  ".join(cells))
+        if k != REFERENCE:
+            vs_target = (f"p vs target {d[m]['p_vs_target']:.1g}".rjust(22) for m in SWAP_METRICS)
+            lines.append(" " * 12 + "  ".join(vs_target))
     return "\n".join(lines)
 
 

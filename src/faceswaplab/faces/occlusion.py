@@ -50,7 +50,8 @@ class FaceParser:
     def __init__(self, weights_path=None, device: str | torch.device = "cpu", size: int = 512):
         from faceswaplab.nets.bisenet import CELEBAMASK_CLASSES, BiSeNet
 
-        path = Path(weights_path) if weights_path is not None else Path(torch.hub.get_dir()) / "checkpoints" / PARSER_FILE
+        default = Path(torch.hub.get_dir()) / "checkpoints" / PARSER_FILE
+        path = Path(weights_path) if weights_path is not None else default
         if not path.is_file():
             raise MissingWeightsError(
                 f"face parser (BiSeNet, CelebAMask-HQ): weights file {path.name} not found at {path}. Put the "

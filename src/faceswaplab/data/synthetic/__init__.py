@@ -3,8 +3,8 @@
 Every image comes with exact ground truth: the 68 landmarks *are* the projected 3D points the face is drawn from
 (the template :data:`~faceswaplab.faces.template.MEAN_FACE_3D`, deformed per identity and per expression), plus
 identity, pose, expression and a face mask; on request an occluder (hand, microphone, hair strands, sunglasses,
-mug) covers part of the face and ``visible`` is the face mask less what it hides. Rendering is deterministic: ``SyntheticFaces(seed).sample(i, k)``
-gives the same bytes in any process and in any call order.
+mug) covers part of the face and ``visible`` is the face mask less what it hides. Rendering is deterministic:
+``SyntheticFaces(seed).sample(i, k)`` gives the same bytes in any process and in any call order.
 
 Pose convention (degrees; x right, y down, z towards the camera; orthographic camera; rotation
 ``R = Rz(roll) Rx(pitch) Ry(yaw)`` about the crop centre): positive yaw turns the nose towards the image right,

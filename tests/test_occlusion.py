@@ -155,3 +155,16 @@ def test_segmenter_ships_with_the_package_and_other_configs_name_the_command(tmp
     assert segmenter_weights_path().stat().st_size < 1_000_000
     with pytest.raises(MissingWeightsError, match="python -m faceswaplab.faces.segmenter --train"):
         VisibleFaceSegmenter(config={"epochs": 1})
+
+
+def test_train_config_sets_the_mask_and_the_occlusion_rate():
+    from hydra.utils import instantiate
+
+    from conftest import compose_train
+
+    cfg = compose_train("data=synthetic", "data.mask=segment", "data.A.occlusion=1.0", "data.image_size=32",
+                        "data.num_workers=0", "data.A.num_samples=10")
+    dm = instantiate(cfg.data)
+    assert dm.mask == "segment" and dm.A.occlusion == dm.B.occlusion == dm.identity_set.occlusion == 1.0
+    batch = dm.load([dm.test_pairs(1)[0][1]])
+    assert batch["visible"].shape == (1, 1, 32, 32) and batch["mask"].shape == (1, 1, 32, 32)

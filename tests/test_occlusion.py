@@ -133,6 +133,8 @@ def test_face_parser_names_its_missing_weights_and_loads_a_checkpoint_from_the_t
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(MissingWeightsError, match=r"79999_iter\.pth not found at .*hub/checkpoints"):
         FaceParser()
+    with pytest.raises(MissingWeightsError, match=r"79999_iter\.pth"):  # the data module stops at setup
+        FaceDataModule(A=SyntheticIdentity(0, 20), B=SyntheticIdentity(1, 20), mask="parse").setup()
     # no pretrained file can be had here: a randomly initialised one of the same layout stands in for it
     path = tmp_path / "hub" / "checkpoints" / "79999_iter.pth"
     path.parent.mkdir(parents=True)

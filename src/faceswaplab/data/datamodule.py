@@ -42,7 +42,7 @@ from faceswaplab.data.datasets import (
 )
 from faceswaplab.data.samplers import ManySampler, PairSampler, worker_init
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
-from faceswaplab.faces.occlusion import check_mask_kind
+from faceswaplab.faces.occlusion import check_mask_kind, visibility_model
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,8 @@ class FaceDataModule(pl.LightningDataModule):
         """Resolve the identities, compute (or load) the splits and build the datasets."""
         if self.datasets:
             return
+        if self.mask != "hull":  # missing weights of the occlusion model stop here, before any training
+            visibility_model(self.mask)
         # Cheap when already prepared (a fingerprint check); covers direct use without a Trainer.
         self.prepare_data()
         self.sources = self._resolve_sources()

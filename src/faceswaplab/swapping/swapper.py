@@ -73,6 +73,10 @@ class FaceSwapper:
         self.device = next(iter(self.method.parameters()), None)
         self.device = self.device.device if self.device is not None else _device(opts.device)
         self.backend = make_backend(opts.backend, opts.detector, opts.upsample)
+        if opts.mask.kind != "hull":  # load the occlusion model now: missing weights stop the run before any frame
+            from faceswaplab.faces.occlusion import visibility_model
+
+            visibility_model(opts.mask.kind)
         self.needs_source = not getattr(self.method, "identity_specific", False)
         self.source_crop = self.source_landmarks = None
         if self.needs_source:

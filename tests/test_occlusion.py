@@ -170,3 +170,16 @@ def test_train_config_sets_the_mask_and_the_occlusion_rate():
     assert dm.mask == "segment" and dm.A.occlusion == dm.B.occlusion == dm.identity_set.occlusion == 1.0
     batch = dm.load([dm.test_pairs(1)[0][1]])
     assert batch["visible"].shape == (1, 1, 32, 32) and batch["mask"].shape == (1, 1, 32, 32)
+
+
+def test_whole_photo_swap_with_the_segment_mask_changes_a_subset_of_the_hull_swap(media):
+    from faceswaplab.io import read_image
+    from faceswaplab.methods.landmark_warp import LandmarkWarp
+
+    photo = read_image(sorted((media / "photos" / "obama").iterdir())[0])
+    source = read_image(media / "photos" / "biden" / "fr_biden.jpg")
+    method = LandmarkWarp()
+    changed = {k: np.abs(method.swap_photo(photo, source, size=128, mask=k).astype(int) - photo).max(-1) > 3
+               for k in ("hull", "segment")}
+    assert 0 < changed["segment"].sum() < changed["hull"].sum()
+    assert (changed["segment"] & ~changed["hull"]).sum() < 0.05 * changed["segment"].sum()

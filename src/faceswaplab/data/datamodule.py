@@ -43,6 +43,7 @@ from faceswaplab.data.datasets import (
 from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_init
 from faceswaplab.errors import ConfigError
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
+from faceswaplab.faces.occlusion import check_mask_kind, visibility_model
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class FaceDataModule(pl.LightningDataModule):
     forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
     group_size: many mode, training split: batches made of runs of this many samples of one identity (few-shot
     meta-learning episodes; see :class:`~faceswaplab.data.samplers.ManySampler`).
+    mask: ``hull`` (the landmark hull), ``segment`` or ``parse`` (the hull less what covers the face: hands,
+    hair, glasses; see :mod:`faceswaplab.faces.occlusion`); the batches' ``mask`` keys, which the methods' masked
+    losses read.
 
     Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
 
@@ -109,6 +113,7 @@ class FaceDataModule(pl.LightningDataModule):
         prepare: Mapping | None = None,
         forehead: float = DEFAULT_FOREHEAD,
         group_size: int = 1,
+        mask: str = "hull",
     ):
         super().__init__()
         if mode not in ("pair", "many"):
@@ -138,6 +143,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.prepare_options = dict(_plain(prepare) or {})
         self.forehead = float(forehead)
         self.group_size = int(group_size)
+        self.mask = check_mask_kind(str(mask), "data.mask")
         self._configure(self.A, self.B, self.identity_set)
         self.sources: list[FaceSource] = []
         self.splits: dict[str, dict[str, list]] = {}
@@ -194,6 +200,8 @@ class FaceDataModule(pl.LightningDataModule):
         """Resolve the identities, compute (or load) the splits and build the datasets."""
         if self.datasets:
             return
+        if self.mask != "hull":  # missing weights of the occlusion model stop here, before any training
+            visibility_model(self.mask)
         # Cheap when already prepared (a fingerprint check); covers direct use without a Trainer.
         self.prepare_data()
         self.sources = self._resolve_sources()
@@ -231,7 +239,7 @@ class FaceDataModule(pl.LightningDataModule):
         for split in SPLITS:
             per_id = [
                 FaceDataset(src, self.splits[src.name][split], k, self.image_size,
-                            self.augment if split == "train" else None, self.forehead)
+                            self.augment if split == "train" else None, self.forehead, self.mask)
                 for k, src in enumerate(self.sources)
             ]
             self.datasets[split] = PairDataset(*per_id) if self.mode == "pair" else ManyDataset(per_id)

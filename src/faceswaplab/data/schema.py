@@ -14,7 +14,9 @@ key                 shape, dtype            meaning
 ==================  ======================  ==========================================================
 
 Synthetic data adds the renderer's ground truth: ``pose_X`` (N, 3) float32 yaw, pitch, roll in degrees, and
-``expression_X`` (N, 4) float32 mouth-open, smile, brow-raise, blink in [0, 1].
+``expression_X`` (N, 4) float32 mouth-open, smile, brow-raise, blink in [0, 1]; with occluders (``occlusion`` > 0)
+also ``visible_X`` (N, 1, H, W) float32, the face region less what the occluder hides (ground truth for the
+occlusion-aware masks of :mod:`faceswaplab.faces.occlusion`).
 
 A *many-identity* batch (``mode="many"``, used by the benchmark) holds the same keys without the ``_X`` suffix.
 """
@@ -22,8 +24,8 @@ A *many-identity* batch (``mode="many"``, used by the benchmark) holds the same 
 from __future__ import annotations
 
 SIDES = ("A", "B")
-IMAGE, LANDMARKS, MASK, PARTS, IDENTITY, INDEX, POSE, EXPRESSION = (
-    "image", "landmarks", "mask", "parts", "identity", "index", "pose", "expression",
+IMAGE, LANDMARKS, MASK, PARTS, IDENTITY, INDEX, POSE, EXPRESSION, VISIBLE = (
+    "image", "landmarks", "mask", "parts", "identity", "index", "pose", "expression", "visible",
 )
 PART_EYES, PART_MOUTH = 0, 1
 EXPRESSION_NAMES = ("mouth_open", "smile", "brow_raise", "blink")

@@ -5,6 +5,9 @@ pose and expression rather than copy pixels; the decoders learn to draw their ow
 With ``align`` (the default) every face is first fitted to the canonical template by a similarity on its
 landmarks, as faceswap trains on aligned faces: head roll, scale and shift then no longer move the eyes and mouth
 around the crop, and the autoencoder learns features much sooner. The swap is warped back onto the target.
+The losses and the learned mask follow the batch's ``mask_X``: with the data module's ``mask=segment`` (or
+``parse``) it excludes hands, hair and glasses in front of the face, so the decoder is neither trained to draw
+occluders nor to include them in its mask, and the swap leaves the target's occluders in place.
 
 ``arch="liae"`` is DeepFaceLab's LIAE instead (shared encoder, shared inter AB, inter B, one shared decoder; see
 :class:`faceswaplab.nets.LIAE`). ``loss`` picks the reconstruction objective: ours (``l1_ssim``) or the presets of

@@ -29,6 +29,8 @@ class NoFaceError(SwapError):
 
 @dataclass
 class MaskOptions:
+    kind: str = "hull"  # hull | segment | parse: the hull, or the hull less what covers the face (the target's
+    # hands, hair, glasses stay in the picture; see faceswaplab.faces.occlusion)
     erode: float = 0.05  # shrink the face hull by this fraction of the face width (jaw end to jaw end)
     blur: float = 0.05  # Gaussian sigma of the mask's edge, fraction of the face width
     forehead: float = 0.3  # hull height above the brows, fraction of the chin-to-brow distance
@@ -113,6 +115,8 @@ class SwapOptions:
         values = dict(options)
         for name, kind in nested.items():
             v = values.get(name)
+            if name == "mask" and isinstance(v, str):  # mask=segment: the kind, with the default sizes
+                v = {"kind": v}
             if isinstance(v, dict):
                 bad = sorted(set(v) - {f.name for f in dataclasses.fields(kind)})
                 if bad:
@@ -125,6 +129,9 @@ class SwapOptions:
             raise ValueError(f"select must be one of {SELECT}, got {self.select!r}")
         if self.blend not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
+        from faceswaplab.faces.occlusion import check_mask_kind
+
+        check_mask_kind(self.mask.kind, "mask.kind")
         if self.color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, got {self.color!r}")
         if self.direction not in ("AtoB", "BtoA"):

@@ -73,6 +73,10 @@ class FaceSwapper:
         self.device = next(iter(self.method.parameters()), None)
         self.device = self.device.device if self.device is not None else _device(opts.device)
         self.backend = make_backend(opts.backend, opts.detector, opts.upsample)
+        if opts.mask.kind != "hull":  # load the occlusion model now: missing weights stop the run before any frame
+            from faceswaplab.faces.occlusion import visibility_model
+
+            visibility_model(opts.mask.kind)
         self.needs_source = not getattr(self.method, "identity_specific", False)
         self.source_crop = self.source_landmarks = None
         if self.needs_source:
@@ -203,35 +207,69 @@ class FaceSwapper:
         return out
 
     def _blend(self, frame, crop, face, m, lm) -> np.ndarray:
-        import cv2
+        return paste_back(frame, crop, face, m, lm, self.size, self.opts)
 
-        from faceswaplab.faces import blending, masks
-        from faceswaplab.faces.alignment import invert_transform, transform_points
 
-        o = self.opts
-        width = float(np.linalg.norm(lm[16] - lm[0]))  # face width in crop pixels
-        mask = masks.face_hull_mask_np(lm, self.size, o.mask.forehead, dilate=-o.mask.erode * width,
-                                       blur=o.mask.blur * width)  # (S, S) in [0, 1]
-        face = blending.color_transfer(face, crop, mask, mode=o.color)
-        # Work in the frame region the crop covers only: cheap on large frames, and every pixel outside the
-        # chosen face's mask is left exactly as it was.
-        h, w = frame.shape[:2]
-        inv = invert_transform(m)
-        s = self.size
-        corners = transform_points(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64), inv)
-        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 3, [w, h])
-        if x1 <= x0 or y1 <= y0:
-            return frame
-        to_roi = inv.copy()
-        to_roi[:, 2] -= (x0, y0)  # crop -> roi pixels
-        size = (int(x1 - x0), int(y1 - y0))
-        warped = cv2.warpAffine(face, to_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(mask, to_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        roi = frame[y0:y1, x0:x1]
-        if o.blend == "seamless":
-            warped = blending.seamless_clone(warped, roi, alpha > 0.5, fallback_radius=max(1, round(0.05 * width)))
-        a = alpha[..., None]
-        blended = a * warped.astype(np.float32) + (1.0 - a) * roi.astype(np.float32)
-        frame[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+def paste_mask(crop: np.ndarray, lm: np.ndarray, size: int, opts: SwapOptions) -> np.ndarray:
+    """Where the swapped face replaces the target crop (S, S) float32 in [0, 1]: the eroded, feathered hull and,
+    with ``mask.kind`` segment or parse, less what covers the target's face (eroded by twice the feather first, so
+    that the feathered edge stays off the occluder and its pixels are kept as they are)."""
+    import cv2
+    import torch
+
+    from faceswaplab.faces import masks
+    from faceswaplab.faces.occlusion import visibility
+    from faceswaplab.images import to_tensor
+
+    o = opts.mask
+    width = float(np.linalg.norm(lm[16] - lm[0]))  # face width in crop pixels
+    blur = o.blur * width
+    mask = masks.face_hull_mask_np(lm, size, o.forehead, dilate=-o.erode * width, blur=blur)  # (S, S) in [0, 1]
+    if o.kind == "hull":
+        return mask
+    with torch.inference_mode():
+        seen = visibility(o.kind, to_tensor(crop)[None])[0, 0].cpu().numpy() > 0.5  # (S, S)
+    r = int(np.ceil(2 * blur))
+    if r > 0:
+        seen = cv2.erode(seen.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    seen = seen.astype(np.float32)
+    if blur > 0:
+        k = 2 * int(np.ceil(3 * blur)) + 1
+        seen = cv2.GaussianBlur(seen, (k, k), blur)
+    return mask * seen
+
+
+def paste_back(frame, crop, face, m, lm, size: int, opts: SwapOptions) -> np.ndarray:
+    """Blend the swapped `face` (the aligned crop `crop` of `frame` by transform `m`, with landmarks `lm`) back into
+    `frame` through :func:`paste_mask`, with the colour transfer and blend of `opts`; returns `frame`."""
+    import cv2
+
+    from faceswaplab.faces import blending
+    from faceswaplab.faces.alignment import invert_transform, transform_points
+
+    o = opts
+    width = float(np.linalg.norm(lm[16] - lm[0]))  # face width in crop pixels
+    mask = paste_mask(crop, lm, size, o)  # (S, S) in [0, 1]
+    face = blending.color_transfer(face, crop, mask, mode=o.color)
+    # Work in the frame region the crop covers only: cheap on large frames, and every pixel outside the
+    # chosen face's mask is left exactly as it was.
+    h, w = frame.shape[:2]
+    inv = invert_transform(m)
+    s = size
+    corners = transform_points(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64), inv)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 3, [w, h])
+    if x1 <= x0 or y1 <= y0:
         return frame
+    to_roi = inv.copy()
+    to_roi[:, 2] -= (x0, y0)  # crop -> roi pixels
+    size_roi = (int(x1 - x0), int(y1 - y0))
+    warped = cv2.warpAffine(face, to_roi, size_roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, to_roi, size_roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    roi = frame[y0:y1, x0:x1]
+    if o.blend == "seamless":
+        warped = blending.seamless_clone(warped, roi, alpha > 0.5, fallback_radius=max(1, round(0.05 * width)))
+    a = alpha[..., None]
+    blended = a * warped.astype(np.float32) + (1.0 - a) * roi.astype(np.float32)
+    frame[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return frame

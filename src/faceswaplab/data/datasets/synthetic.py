@@ -13,16 +13,21 @@ from faceswaplab.data.datasets.splits import split_counts
 class SyntheticIdentity(FaceSource):
     """Identity `identity` of :class:`faceswaplab.data.synthetic.SyntheticFaces`, `num_samples` renders.
 
-    Splits are disjoint index ranges: train is [0, n_train), val the next n_val indices, test the rest.
+    Splits are disjoint index ranges: train is [0, n_train), val the next n_val indices, test the rest. With
+    `occlusion` > 0 that share of the renders has an occluder over the face and samples carry ``visible``.
     """
 
-    def __init__(self, identity: int = 0, num_samples: int = 2500, seed: int = 0, num_identities: int = 8):
+    def __init__(self, identity: int = 0, num_samples: int = 2500, seed: int = 0, num_identities: int = 8,
+                 occlusion: float = 0.0):
         if not 0 <= identity < num_identities:
             raise ValueError(f"synthetic identity {identity} out of range for num_identities={num_identities}")
         self.identity = int(identity)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.num_identities = int(num_identities)
+        if not 0.0 <= occlusion <= 1.0:
+            raise ValueError(f"occlusion is the share of renders with an occluder, in [0, 1], got {occlusion}")
+        self.occlusion = float(occlusion)
         self.name = f"synthetic{self.seed}-{self.identity}"
         self._renderer = None
 
@@ -36,7 +41,8 @@ class SyntheticIdentity(FaceSource):
         if self._renderer is None:
             from faceswaplab.data.synthetic import SyntheticFaces
 
-            self._renderer = SyntheticFaces(seed=self.seed, num_identities=self.num_identities)
+            self._renderer = SyntheticFaces(seed=self.seed, num_identities=self.num_identities,
+                                            occlusion=self.occlusion)
         return self._renderer
 
     @property
@@ -53,15 +59,19 @@ class SyntheticIdentity(FaceSource):
 
     def load(self, sample_id, size):
         r = self.renderer.sample(self.identity, int(sample_id), size=size)
-        return {
+        out = {
             "image": r.image,
             "landmarks": np.asarray(r.landmarks, np.float32),
             "pose": np.asarray(r.pose, np.float32),
             "expression": np.asarray(r.expression, np.float32),
         }
+        if self.occlusion > 0:
+            out["visible"] = r.visible
+        return out
 
     def __repr__(self):
-        return f"SyntheticIdentity(identity={self.identity}, num_samples={self.num_samples}, seed={self.seed})"
+        occ = f", occlusion={self.occlusion}" if self.occlusion else ""
+        return f"SyntheticIdentity(identity={self.identity}, num_samples={self.num_samples}, seed={self.seed}{occ})"
 
 
 class SyntheticIdentities(IdentitySet):
@@ -70,13 +80,16 @@ class SyntheticIdentities(IdentitySet):
     :class:`~faceswaplab.data.datasets.base.HeldOut`)."""
 
     def __init__(self, num_identities: int = 8, num_samples: int = 2500, seed: int = 0,
-                 renderer_identities: int | None = None, held_out: Sequence[FaceSource] = ()):
+                 renderer_identities: int | None = None, held_out: Sequence[FaceSource] = (),
+                 occlusion: float = 0.0):
         self.held_out = [HeldOut(s) for s in held_out]
         self.num_identities = int(num_identities)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.renderer_identities = int(renderer_identities or num_identities)
+        self.occlusion = float(occlusion)
 
     def sources(self):
-        return self.held_out + [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities)
+        return self.held_out + [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities,
+                                                            self.occlusion)
                                 for i in range(self.num_identities)]

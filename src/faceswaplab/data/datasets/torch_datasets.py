@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -12,6 +13,7 @@ from faceswaplab.data import schema as S
 from faceswaplab.data.augment import Augment
 from faceswaplab.data.datasets.base import FaceSource
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD, face_hull_mask_np, region_masks_np
+from faceswaplab.faces.occlusion import check_mask_kind, occlusion_aware_mask
 from faceswaplab.images import to_tensor
 
 
@@ -20,7 +22,9 @@ class FaceDataset(Dataset):
 
     Items are addressed by ``i`` or ``(i, aug_seed)``; with an `augment` and a seed >= 0 the sample is augmented
     with a generator seeded by `aug_seed`, so results do not depend on the worker that loads them. Masks and part
-    maps are computed from the final landmarks (hull and regions of :mod:`faceswaplab.faces.masks`).
+    maps are computed from the final landmarks (hull and regions of :mod:`faceswaplab.faces.masks`); with
+    `mask` ``segment`` or ``parse`` the hull loses what covers the face (:mod:`faceswaplab.faces.occlusion`). A
+    source's ground-truth ``visible`` mask follows the image through the augmentation's geometry.
     """
 
     def __init__(
@@ -31,9 +35,11 @@ class FaceDataset(Dataset):
         image_size: int = 64,
         augment: Augment | None = None,
         forehead: float = DEFAULT_FOREHEAD,
+        mask: str = "hull",
     ):
         if not 16 <= image_size <= 1024:
             raise ValueError(f"image_size must be within 16..1024, got {image_size}")
+        self.mask = check_mask_kind(mask)
         self.source = source
         self.ids = list(ids)
         self.identity = int(identity)
@@ -52,19 +58,24 @@ class FaceDataset(Dataset):
         image = to_tensor(raw["image"])[None]  # (1, 3, S, S)
         lm = torch.from_numpy(np.asarray(raw["landmarks"], np.float32))[None]  # (1, 68, 2)
         pose = torch.from_numpy(raw["pose"]).float() if "pose" in raw else None
+        visible = torch.from_numpy(np.asarray(raw["visible"], np.float32))[None, None] if "visible" in raw else None
         if self.augment is not None and aug_seed is not None and aug_seed >= 0:
+            if visible is not None:  # the same draws (geometry comes before colour), without the colour jitter
+                geometry = dataclasses.replace(self.augment, brightness=0.0, contrast=0.0, saturation=0.0)
+                visible = geometry(visible, lm, torch.Generator().manual_seed(int(aug_seed)))[0]
             g = torch.Generator().manual_seed(int(aug_seed))
             image, lm, info = self.augment(image, lm, g, return_info=True)
             if pose is not None:
                 pose = self.augment.adjust_pose(pose[None], info)[0]
         # The numpy twins of the mask functions: same definition, less per-call overhead for one small face.
         lm_np = lm[0].numpy()
-        mask = face_hull_mask_np(lm_np, size, forehead=self.forehead)  # (S, S)
+        mask = torch.from_numpy(face_hull_mask_np(lm_np, size, forehead=self.forehead))[None]  # (1, S, S)
+        mask = occlusion_aware_mask(self.mask, image, mask[None])[0]
         eyes, mouth = region_masks_np(lm_np, size)
         out = {
             S.IMAGE: image[0].contiguous(),
             S.LANDMARKS: lm[0].float().contiguous(),
-            S.MASK: torch.from_numpy(mask)[None],
+            S.MASK: mask,
             S.PARTS: torch.from_numpy(np.stack([eyes, mouth])),
             S.IDENTITY: torch.tensor(self.identity, dtype=torch.int64),
             S.INDEX: torch.tensor(i, dtype=torch.int64),
@@ -73,6 +84,8 @@ class FaceDataset(Dataset):
             out[S.POSE] = pose
         if "expression" in raw:
             out[S.EXPRESSION] = torch.from_numpy(raw["expression"]).float()
+        if visible is not None:
+            out[S.VISIBLE] = visible[0].clamp(0, 1)
         return out
 
 

@@ -194,22 +194,26 @@ class FaceSwapMethod(L.LightningModule):
         return preview_grid(*self.preview_triples(batch, max_pairs))
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        """Swap both ways and log how much the face changed and how well the background was kept.
+        """Swap and log how much the face changed and how well the background was kept.
 
         ``val/face_change``: mean absolute change inside the target's face mask (0 for a swap that does
-        nothing); ``val/background_l1``: mean absolute change outside it (0 for a perfect paste).
-        Reads image_X, landmarks_X and mask_X for X in A, B.
+        nothing); ``val/background_l1``: mean absolute change outside it (0 for a perfect paste). Pair batches
+        (image_X, landmarks_X, mask_X for X in A, B) are swapped both ways; many-identity batches (image,
+        landmarks, mask) as :meth:`preview_triples` pairs them.
         """
-        face, background = [], []
-        for direction in DIRECTIONS:
-            t, _ = direction_sides(direction)
-            _, target, swapped = self.swap_pair(batch, direction)
-            mask = batch[key(MASK, t)]  # (N, 1, H, W)
-            diff = (swapped - target).abs().mean(1, keepdim=True)
-            face.append((diff * mask).sum() / mask.sum().clamp_min(1.0))
-            background.append((diff * (1 - mask)).sum() / (1 - mask).sum().clamp_min(1.0))
-        metrics = {"val/face_change": torch.stack(face).mean(), "val/background_l1": torch.stack(background).mean()}
-        self.log_dict(metrics, batch_size=batch[key(IMAGE, "A")].shape[0])
+        if key(IMAGE, "A") in batch:
+            changes = []
+            for direction in DIRECTIONS:
+                t, _ = direction_sides(direction)
+                _, target, swapped = self.swap_pair(batch, direction)
+                changes.append(_changes(swapped, target, batch[key(MASK, t)]))
+            n = batch[key(IMAGE, "A")].shape[0]
+        else:
+            _, target, swapped = self.preview_triples(batch, max_pairs=len(batch[IMAGE]))
+            changes, n = [_changes(swapped, target, batch[MASK][: len(target)])], len(target)
+        face, background = (torch.stack(c).mean() for c in zip(*changes))
+        metrics = {"val/face_change": face, "val/background_l1": background}
+        self.log_dict(metrics, batch_size=n)
         return metrics
 
 
@@ -226,3 +230,10 @@ def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", *
     with checkpoints.safe_types():
         return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True,
                                         **kwargs).eval()
+
+
+def _changes(swapped: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean absolute change of (N, 3, H, W) images inside and outside a (N, 1, H, W) mask."""
+    diff = (swapped - target).abs().mean(1, keepdim=True)
+    return ((diff * mask).sum() / mask.sum().clamp_min(1.0),
+            (diff * (1 - mask)).sum() / (1 - mask).sum().clamp_min(1.0))

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from faceswaplab.data.schema import IDENTITY, IMAGE, LANDMARKS, MASK, SIDES, key
+from faceswaplab.data.schema import IDENTITY, IMAGE, LANDMARKS, SIDES, key
 from faceswaplab.faces.sketch import draw_landmark_sketch
 from faceswaplab.images import resize_batch, to_batch, to_landmarks
 from faceswaplab.methods.base import FaceSwapMethod
@@ -428,14 +428,3 @@ class FewShot(FaceSwapMethod):
         finally:
             self.train(was_training)
         return images[src], images, swapped
-
-    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        if key(IMAGE, "A") in batch:
-            return super().validation_step(batch, batch_idx)
-        source, target, swapped = self.preview_triples(batch, max_pairs=len(batch[IMAGE]))
-        mask = batch[MASK][: len(target)]
-        diff = (swapped - target).abs().mean(1, keepdim=True)
-        metrics = {"val/face_change": (diff * mask).sum() / mask.sum().clamp_min(1.0),
-                   "val/background_l1": (diff * (1 - mask)).sum() / (1 - mask).sum().clamp_min(1.0)}
-        self.log_dict(metrics, batch_size=len(target))
-        return metrics

@@ -209,14 +209,16 @@ class FaceDataModule(pl.LightningDataModule):
             self.load_splits(self.splits_file)
         else:
             self.splits = {s.name: s.split(self.fractions, self.seed) for s in self.sources}
-        self._check_splits()
+        self._check_splits(stage)
         self._build()
         log.info("faces (%s mode, %dpx):\n%s", self.mode, self.image_size, describe(self.sources, self.splits))
 
-    def _check_splits(self) -> None:
-        """Refuse, before any training, an empty split that its fraction asks for: in pair mode an identity with
-        none, in many mode a split with no identity that has any."""
-        asked = [sp for sp, f in zip(SPLITS, self.fractions) if f > 0]
+    def _check_splits(self, stage: str | None = None) -> None:
+        """Refuse, before any training, an empty split that `stage` reads (fit: train and val, test: test, None:
+        all) and its fraction asks for: in pair mode an identity with none, in many mode a split with no identity
+        that has any. (A benchmark's held-out identities have no training faces, and only its test split is read.)"""
+        read = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}.get(stage, SPLITS)
+        asked = [sp for sp, f in zip(SPLITS, self.fractions) if f > 0 and sp in read]
         counts = {src.name: {sp: len(self.splits[src.name][sp]) for sp in SPLITS} for src in self.sources}
         if self.mode == "many":
             empty = [sp for sp in asked if not any(c[sp] for c in counts.values())]

@@ -14,9 +14,9 @@ send to DataLoader workers.
 *Identity sets* give many sources at once for the many-identity mode: :class:`SyntheticIdentities`,
 :class:`PreparedIdentities`, :class:`RawIdentities` (a folder of identity folders, CelebA-style).
 
-Splits of real faces group samples by source file, and video frames by blocks of ``split_block`` frames, so near
-duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap`` frames to
-a block of another split are dropped as well. Groups are assigned to splits by a seeded shuffle.
+Splits of real faces group samples by source file, and video frames by blocks of ``split_block_s`` seconds, so
+near duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap_s`` seconds
+to a training block are dropped as well. Groups are assigned to splits by a seeded shuffle.
 """
 
 from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain

@@ -224,3 +224,30 @@ def test_published_benchmark_configs_compose(name, extra):
     if name in ("celebahq", "ffpp"):
         assert cfg["data"]["image_size"] == 256 and cfg["methods"]["deepfakes"]["train"] == ["experiment=deepfakes_256"]
         assert "/data/" in cfg["data"]["A"]["path"]
+
+
+def test_budget_curves_score_each_periodic_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(compose_train(*tiny("deepfakes", "trainer.max_epochs=5", "callbacks.periodic_checkpoint.every_n_epochs=2"),
+                        run_dir=run))
+    assert sorted(p.name for p in (run / "checkpoints").glob("epoch*.ckpt")) == ["epoch0001.ckpt", "epoch0003.ckpt"]
+    out = bench(run, tmp_path / "out", "~methods.landmark_warp", "budget.enabled=true")
+    with open(tmp_path / "out" / "budget.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {r["method"] for r in table} == {"trained"}  # references and untrained rows have no training
+    points = {}
+    for r in table:
+        points.setdefault(int(r["epoch"]), {})[r["metric"]] = float(r["mean"])
+        points[int(r["epoch"])]["images_seen"] = float(r["images_seen"])
+        points[int(r["epoch"])]["wall_s"] = float(r["wall_s"])
+    # Two periodic checkpoints (after epochs 2 and 4), then the final one (after epoch 5).
+    assert sorted(points) == [1, 3, 4]
+    # 3 batches of 4 faces of each of the two identities per epoch.
+    assert [points[e]["images_seen"] for e in (1, 3, 4)] == [48, 96, 120]
+    assert 0 < points[1]["wall_s"] < points[3]["wall_s"] < points[4]["wall_s"]
+    final = {r["method"]: r for r in out["results"]}["trained"]["metrics"]
+    assert all(points[4][m] == v["mean"] or math.isnan(v["mean"]) for m, v in final.items())
+    assert points[1]["identity_similarity"] != points[4]["identity_similarity"]  # other weights, other outputs
+    md = (tmp_path / "out" / "budget.md").read_text()
+    assert "## trained" in md and "| source_other |" in md
+    assert Image.open(tmp_path / "out" / "budget.png").size[0] > 100

@@ -251,3 +251,28 @@ def test_budget_curves_score_each_periodic_checkpoint(tmp_path):
     md = (tmp_path / "out" / "budget.md").read_text()
     assert "## trained" in md and "| source_other |" in md
     assert Image.open(tmp_path / "out" / "budget.png").size[0] > 100
+
+
+def test_gallery_takes_single_image_identities(tmp_path):
+    from faceswaplab.data.synthetic import SyntheticFaces
+    from faceswaplab.io import write_image
+
+    # A "group photo" of three faces (renders of a population the data does not use), prepared: one entry each.
+    faces = SyntheticFaces(seed=3, num_identities=3)
+    rows = []
+    for k in range(3):
+        s = faces.sample(k, 0, size=64)
+        write_image(tmp_path / "group" / "faces" / f"group_{k}.png", s.image)
+        rows.append({"crop": f"faces/group_{k}.png", "source": "/photos/group.jpg", "identity": "group", "frame": None,
+                     "face": k, "landmarks_crop": s.landmarks.tolist(), "size": 64})
+    (tmp_path / "group" / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    group = ("gallery.distractors=[{_target_:faceswaplab.data.FacesAsIdentities,exclude:[group_2],"
+             f"source:{{_target_:faceswaplab.data.PreparedIdentity,path:'{tmp_path / 'group'}'}}}}]")
+    out = run_benchmark(compose_benchmark(*DATA, *TRAINED_ROWS, "~methods.landmark_warp", "num_pairs=4",
+                                          "gallery.per_identity=4", "bootstrap.resamples=50", f"out_dir={tmp_path / 'b'}",
+                                          "metrics=[identity_retrieval,identity_retrieval_top5]", group))
+    cal = out["calibration"]
+    assert cal["gallery_identities"] == 4 and cal["gallery_images"] == 2 * 4 + 2
+    assert cal["identity_retrieval_chance"] == 1 / 4 and cal["identity_retrieval_top5_chance"] == 1.0
+    rows = {r["method"]: r["metrics"] for r in out["results"]}
+    assert rows["source"]["identity_retrieval"]["mean"] == 1.0 and rows["target"]["identity_retrieval"]["mean"] == 0.0

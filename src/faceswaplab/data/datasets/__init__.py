@@ -20,7 +20,8 @@ to a training block are dropped as well. Groups are assigned to splits by a seed
 """
 
 from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain
-from faceswaplab.data.datasets.prepared import INDEX_FILE, PreparedIdentities, PreparedIdentity, read_index
+from faceswaplab.data.datasets.prepared import (INDEX_FILE, FacesAsIdentities, PreparedIdentities, PreparedIdentity,
+                                                read_index)
 from faceswaplab.data.datasets.shards import ShardedIdentities, ShardedIdentity, write_shards
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
@@ -28,8 +29,9 @@ from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticId
 from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset
 
 __all__ = [
-    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
-    "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset",
+    "PairDataset", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities",
+    "ShardedIdentity",
     "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
     "read_index", "split_counts", "write_shards",
 ]

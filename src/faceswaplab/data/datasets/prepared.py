@@ -210,3 +210,45 @@ class PreparedIdentities(IdentitySet):
 
     def _source(self, name: str) -> PreparedIdentity:
         return PreparedIdentity(self.folder, name, self.split_block_s, self.split_gap_s)
+
+
+class FacesAsIdentities(IdentitySet):
+    """Every face of a prepared (or raw) source as an identity of its own, with its one image: the faces of group
+    photos as single-image distractors of an identity gallery (whose people are not labelled).
+
+    source: a :class:`PreparedIdentity` or :class:`RawIdentity` (prepare a group photo with ``options: {select:
+    all}`` to keep every face). exclude: crop names (or stems) to leave out.
+    """
+
+    def __init__(self, source: PreparedIdentity, exclude: Sequence[str] = ()):
+        self.source = source
+        self.exclude = set(plain(exclude) or ())
+
+    def configure(self, cache_dir, defaults=None) -> None:
+        if hasattr(self.source, "configure"):
+            self.source.configure(cache_dir, defaults)
+
+    def prepare(self) -> None:
+        self.source.prepare(getattr(self.source, "cache_dir", None))
+
+    def sources(self) -> list[PreparedIdentity]:
+        crops = [c for c in self.source.sample_ids() if c not in self.exclude and Path(c).stem not in self.exclude]
+        return [_OneFace(self.source.folder, c) for c in crops]
+
+
+class _OneFace(PreparedIdentity):
+    """One record of a prepared folder, named after its crop."""
+
+    def __init__(self, path: Path, crop: str):
+        super().__init__(path)
+        self.crop = crop
+        self._name = Path(crop).stem
+
+    @property
+    def records(self) -> dict[str, dict]:
+        if self._records is None:
+            self._records = {k: v for k, v in super().records.items() if k == self.crop}
+        return self._records
+
+    def prepare(self, cache_dir=None) -> None:
+        """Prepared already (by the set)."""

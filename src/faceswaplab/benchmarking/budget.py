@@ -135,8 +135,8 @@ def _plot(path: Path, records, metrics, methods, refs) -> None:
             mean = v.get(metric, {}).get("mean", math.nan)
             if math.isfinite(mean):
                 ax.axhline(mean, color="gray", linestyle=("--", ":", "-.")[j % 3], linewidth=1, label=name)
-        label, higher = PLOT_LABELS.get(metric, (metric, True))
-        ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+        label, higher = PLOT_LABELS.get(metric, (metric, None))
+        ax.set_title(label if higher is None else f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.set_xlabel("images seen", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

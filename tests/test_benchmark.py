@@ -224,3 +224,55 @@ def test_published_benchmark_configs_compose(name, extra):
     if name in ("celebahq", "ffpp"):
         assert cfg["data"]["image_size"] == 256 and cfg["methods"]["deepfakes"]["train"] == ["experiment=deepfakes_256"]
         assert "/data/" in cfg["data"]["A"]["path"]
+
+
+def test_budget_curves_score_each_periodic_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(compose_train(*tiny("deepfakes", "trainer.max_epochs=5", "callbacks.periodic_checkpoint.every_n_epochs=2"),
+                        run_dir=run))
+    assert sorted(p.name for p in (run / "checkpoints").glob("epoch*.ckpt")) == ["epoch0001.ckpt", "epoch0003.ckpt"]
+    out = bench(run, tmp_path / "out", "~methods.landmark_warp", "budget.enabled=true")
+    with open(tmp_path / "out" / "budget.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {r["method"] for r in table} == {"trained"}  # references and untrained rows have no training
+    points = {}
+    for r in table:
+        points.setdefault(int(r["epoch"]), {})[r["metric"]] = float(r["mean"])
+        points[int(r["epoch"])]["images_seen"] = float(r["images_seen"])
+        points[int(r["epoch"])]["wall_s"] = float(r["wall_s"])
+    # Two periodic checkpoints (after epochs 2 and 4), then the final one (after epoch 5).
+    assert sorted(points) == [1, 3, 4]
+    # 3 batches of 4 faces of each of the two identities per epoch.
+    assert [points[e]["images_seen"] for e in (1, 3, 4)] == [48, 96, 120]
+    assert 0 < points[1]["wall_s"] < points[3]["wall_s"] < points[4]["wall_s"]
+    final = {r["method"]: r for r in out["results"]}["trained"]["metrics"]
+    assert all(points[4][m] == v["mean"] or math.isnan(v["mean"]) for m, v in final.items())
+    assert points[1]["identity_similarity"] != points[4]["identity_similarity"]  # other weights, other outputs
+    md = (tmp_path / "out" / "budget.md").read_text()
+    assert "## trained" in md and "| source_other |" in md
+    assert Image.open(tmp_path / "out" / "budget.png").size[0] > 100
+
+
+def test_gallery_takes_single_image_identities(tmp_path):
+    from faceswaplab.data.synthetic import SyntheticFaces
+    from faceswaplab.io import write_image
+
+    # A "group photo" of three faces (renders of a population the data does not use), prepared: one entry each.
+    faces = SyntheticFaces(seed=3, num_identities=3)
+    rows = []
+    for k in range(3):
+        s = faces.sample(k, 0, size=64)
+        write_image(tmp_path / "group" / "faces" / f"group_{k}.png", s.image)
+        rows.append({"crop": f"faces/group_{k}.png", "source": "/photos/group.jpg", "identity": "group", "frame": None,
+                     "face": k, "landmarks_crop": s.landmarks.tolist(), "size": 64})
+    (tmp_path / "group" / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    group = ("gallery.distractors=[{_target_:faceswaplab.data.FacesAsIdentities,exclude:[group_2],"
+             f"source:{{_target_:faceswaplab.data.PreparedIdentity,path:'{tmp_path / 'group'}'}}}}]")
+    out = run_benchmark(compose_benchmark(*DATA, *TRAINED_ROWS, "~methods.landmark_warp", "num_pairs=4",
+                                          "gallery.per_identity=4", "bootstrap.resamples=50", f"out_dir={tmp_path / 'b'}",
+                                          "metrics=[identity_retrieval,identity_retrieval_top5]", group))
+    cal = out["calibration"]
+    assert cal["gallery_identities"] == 4 and cal["gallery_images"] == 2 * 4 + 2
+    assert cal["identity_retrieval_chance"] == 1 / 4 and cal["identity_retrieval_top5_chance"] == 1.0
+    rows = {r["method"]: r["metrics"] for r in out["results"]}
+    assert rows["source"]["identity_retrieval"]["mean"] == 1.0 and rows["target"]["identity_retrieval"]["mean"] == 0.0

@@ -240,8 +240,9 @@ def test_lightning_trainer_consumes_the_module():
 # ---------------------------------------------------------------------------------------- prepared faces
 
 
-def make_prepared(folder, identity="anna", frames=40, size=96, video=True):
-    """A hand-made prepared folder: synthetic crops with an index.jsonl in the documented format."""
+def make_prepared(folder, identity="anna", frames=40, size=96, video=True, fps=10.0):
+    """A hand-made prepared folder: synthetic crops with an index.jsonl in the documented format (`fps`: the
+    video's frame rate written to the index; None leaves it out, as older indexes do)."""
     r = SyntheticFaces(seed=5, num_identities=2)
     rows = []
     for f in range(frames):
@@ -250,7 +251,7 @@ def make_prepared(folder, identity="anna", frames=40, size=96, video=True):
         write_image(folder / crop, s.image)
         rows.append({"crop": crop, "source": f"/videos/{identity}.mp4" if video else f"/photos/{identity}_{f}.jpg",
                      "identity": identity, "frame": f if video else None,
-                     "landmarks_crop": s.landmarks.tolist(), "size": size})
+                     **({"fps": fps} if video and fps else {}), "landmarks_crop": s.landmarks.tolist(), "size": size})
     (folder / "index.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     return rows
 
@@ -258,15 +259,9 @@ def make_prepared(folder, identity="anna", frames=40, size=96, video=True):
 def test_prepared_identity_resizes_and_splits_video_blocks(tmp_path):
     rows = make_prepared(tmp_path / "anna", frames=120, size=96)
     make_prepared(tmp_path / "ben", identity="ben", frames=12, size=96, video=False)
-    src = PreparedIdentity(tmp_path / "anna", split_block=10, split_gap=3)
+    src = PreparedIdentity(tmp_path / "anna", split_block_s=1.0, split_gap_s=0.3)
     assert src.name == "anna" and len(src.sample_ids()) == 120
     sp = src.split((0.8, 0.1, 0.1), seed=0)
-    frame = {r["crop"]: r["frame"] for r in rows}
-    train = {frame[c] for c in sp["train"]}
-    for s in ("val", "test"):
-        assert sp[s], s
-        # No held-out frame within the gap of a training frame (near-duplicates stay apart).
-        assert all(min(abs(frame[c] - t) for t in train) > 3 for c in sp[s])
     assert sp == src.split((0.8, 0.1, 0.1), seed=0) and sp != src.split((0.8, 0.1, 0.1), seed=1)
 
     dm = FaceDataModule(A=src, B=PreparedIdentity(tmp_path / "ben"), image_size=48, batch_size=3)
@@ -281,6 +276,45 @@ def test_prepared_identity_resizes_and_splits_video_blocks(tmp_path):
     rec = {r["crop"]: r for r in rows}[dm.splits["anna"]["test"][0]]
     expected = scale_landmarks(torch.tensor(rec["landmarks_crop"]), 96, 48)
     assert torch.allclose(item["landmarks"], expected, atol=1e-4)
+
+
+def _closest_train_seconds(src, sp) -> float:
+    times = src.frame_times()
+    train = np.array([times[c] for c in sp["train"]])
+    return min(np.abs(train - times[c]).min() for c in sp["test"] + sp["val"])
+
+
+def write_video_index(folder, frames, fps, source="/videos/anna.mp4"):
+    """An index.jsonl of `frames` frames of one video (no crops: splitting reads only the index)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"crop": f"faces/anna_f{f:06d}_0.png", "source": source, "identity": "anna", "frame": f,
+             **({"fps": fps} if fps else {}), "landmarks_crop": []} for f in range(frames)]
+    (folder / "index.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    return rows
+
+
+@pytest.mark.parametrize("block, gap", [(4.0, 2.0), (3.0, 1.0), (1.0, 1.5)])
+def test_video_splits_keep_held_out_frames_seconds_from_training_frames(tmp_path, block, gap):
+    # 30 fps, 40 s: a frame count of 60 is 2 s here, but the split reads the index's frame rate.
+    write_video_index(tmp_path / "anna", 1200, 30.0)
+    src = PreparedIdentity(tmp_path / "anna", split_block_s=block, split_gap_s=gap)
+    sp = src.split((0.6, 0.2, 0.2), seed=0)
+    assert sp["test"] and sp["train"]
+    assert _closest_train_seconds(src, sp) >= gap
+    assert sp == PreparedIdentity(tmp_path / "anna", split_block_s=block, split_gap_s=gap).split((0.6, 0.2, 0.2), 0)
+
+
+def test_video_splits_read_the_frame_rate_of_the_video_or_warn(tmp_path, media, caplog):
+    clip = media / "videos" / "lp_d18_man_expressions.mp4"  # 30 fps
+    rows = write_video_index(tmp_path / "man", 216, None, str(clip))
+    src = PreparedIdentity(tmp_path / "man", split_block_s=2.0, split_gap_s=0.5)
+    assert src.frame_times()["faces/anna_f000090_0.png"] == pytest.approx(3.0)
+    assert _closest_train_seconds(src, src.split((0.6, 0.2, 0.2), 0)) >= 0.5
+    rows[0]["source"] = str(tmp_path / "gone.mp4")
+    (tmp_path / "man" / "index.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    with caplog.at_level("WARNING"):
+        PreparedIdentity(tmp_path / "man").frame_times()
+    assert "assumed 30 fps" in caplog.text and "gone.mp4" in caplog.text
 
 
 def test_prepared_errors_name_the_file(tmp_path):

@@ -9,6 +9,7 @@ benchmark row with every pair scored.
 """
 
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -185,6 +186,10 @@ def test_interrupted_run_resumes_to_the_same_weights(name, tmp_path):
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     b = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # The training budget counts on across the resume (budget curves read it).
+    seen = [[json.loads(ln)["perf/images_seen"] for ln in (d / "metrics.jsonl").read_text().splitlines()]
+            for d in (tmp_path / "straight", cut)]
+    assert seen[0] == seen[1] and seen[0][-1] > seen[0][0] > 0
 
 
 @pytest.mark.slow

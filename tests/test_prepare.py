@@ -22,7 +22,7 @@ from faceswaplab.io import ImageReadError, read_image
 from faceswaplab.data.preparation import NoFaceError, PrepareError, PrepareOptions, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-INDEX_KEYS = {"crop", "source", "identity", "frame", "face", "box", "score", "landmarks", "landmarks_crop",
+INDEX_KEYS = {"crop", "source", "identity", "frame", "fps", "time", "face", "box", "score", "landmarks", "landmarks_crop",
               "transform", "size"}
 FAST = dict(workers=1, progress=False, size=96)
 

@@ -32,8 +32,8 @@ def prepared(tmp_path_factory, media) -> Path:
 
 def test_shards_hold_the_folder_faces_and_splits(prepared):
     for name in CLIPS:
-        folder, shards = PreparedIdentity(prepared, name, split_block=2), ShardedIdentity(prepared / "shards", name,
-                                                                                            split_block=2)
+        folder = PreparedIdentity(prepared, name, split_block_s=0.2)
+        shards = ShardedIdentity(prepared / "shards", name, split_block_s=0.2)
         assert shards.sample_ids() == folder.sample_ids() and len(folder.sample_ids()) == 20
         assert shards.split((0.8, 0.1, 0.1), 0) == folder.split((0.8, 0.1, 0.1), 0)
         for sid in folder.sample_ids():
@@ -51,12 +51,12 @@ def overrides(method: str, data: str, path: Path) -> list[str]:
     small = [o for o in SMALL if not o.startswith(("data.A.", "data.num_workers", "data.persistent_workers"))]
     args = [f"method={method}", *(f"method.{k}={v}" for k, v in method_class(method).tiny.items()), *small,
             f"data={data}", f"data.A.path={path}", "data.A.identity=woman", "data.B.identity=man",
-            "data.A.split_block=2", "data.A.split_gap=0", "data.num_workers=2", "data.persistent_workers=false",
+            "data.A.split_block_s=0.2", "data.A.split_gap_s=0", "data.num_workers=2", "data.persistent_workers=false",
             "trainer.max_epochs=2"]
     if data == "shards" and compose_train(*args).data.mode == "many":  # its preset is for the synthetic faces
         args = [a for a in args if not a.startswith(("data=", "data.A.", "data.B."))]
         args += ["~experiment", "data=shards_identities", f"data.identities.path={path}",
-                 "data.identities.min_samples=1", "data.identities.split_block=2", "data.identities.split_gap=0"]
+                 "data.identities.min_samples=1", "data.identities.split_block_s=0.2", "data.identities.split_gap_s=0"]
     return args
 
 

@@ -201,12 +201,30 @@ def peak_memory_mb(device: torch.device) -> float:
 class Throughput(Callback):
     """Logs ``perf/images_per_sec`` (face images through a training step per second, both identities counted),
     ``perf/sec_per_batch`` and ``perf/peak_memory_mb`` (CUDA's peak allocation on GPUs, the process's peak
-    resident memory on CPUs), averaged over the last `window` batches."""
+    resident memory on CPUs), averaged over the last `window` batches; and the training's budget so far,
+    ``perf/images_seen`` (face images through training steps, all processes) and ``perf/wall_s`` (seconds since
+    training started, validation included), both kept in checkpoints so a resumed run continues the count."""
 
     def __init__(self, window: int = 20):
         self.window = int(window)
         self.times: list[tuple[float, int]] = []
         self._start = 0.0
+        self.images_seen = 0
+        self.wall_s = 0.0  # before the current fit started (a resumed run's earlier time)
+        self._fit_start = None
+
+    def state_dict(self) -> dict:
+        return {"images_seen": self.images_seen, "wall_s": self._wall()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images_seen = int(state.get("images_seen", 0))
+        self.wall_s = float(state.get("wall_s", 0.0))
+
+    def _wall(self) -> float:
+        return self.wall_s + (time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":
@@ -219,11 +237,13 @@ class Throughput(Callback):
         peak = peak_memory_mb(pl_module.device)
         n = sum(int(v.shape[0]) for k, v in batch.items() if k.startswith(IMAGE) and torch.is_tensor(v))
         self.times = (self.times + [(time.perf_counter() - self._start, n)])[-self.window :]
+        self.images_seen += n * trainer.world_size
         seconds = sum(t for t, _ in self.times)
         images = sum(c for _, c in self.times)
         pl_module.log_dict(
             {"perf/images_per_sec": images / max(seconds, 1e-9) * trainer.world_size,
-             "perf/sec_per_batch": seconds / len(self.times), "perf/peak_memory_mb": float(peak)},
+             "perf/sec_per_batch": seconds / len(self.times), "perf/peak_memory_mb": float(peak),
+             "perf/images_seen": float(self.images_seen), "perf/wall_s": self._wall()},
             on_step=True, on_epoch=False, batch_size=1,
         )
 

@@ -3,7 +3,7 @@
 ``python -m faceswaplab.benchmark`` (config ``conf/benchmark.yaml``) or :func:`run_benchmark` from Python.
 Files: :mod:`.rows` (what each row is, and training it), :mod:`.pairs` (the data and the held-out pairs),
 :mod:`.run` (swapping and scoring), :mod:`.stats` (intervals), :mod:`.significance` (paired tests),
-:mod:`.report` (tables, records, W&B), :mod:`.plots`.
+:mod:`.report` (tables, records, W&B), :mod:`.plots`, :mod:`.budget` (scores along training).
 
 Rows (``methods:``): a method trained by the benchmark itself (``{train: [overrides of conf/train.yaml]}``, on the
 benchmark's data, into ``train_dir/<row name>``; a finished training is reused, an interrupted one resumed), a
@@ -44,6 +44,8 @@ Outputs in ``out_dir``: ``results.csv``, ``results.md``, ``results.jsonl`` (one 
 config, git commit, seeds, embedder and weight files, calibration), ``significance.md``/``.csv``, ``pairs.json``, ``samples.png`` (rows: pairs; columns:
 source, target, then each method), ``metrics.png`` (a bar per method and metric with its bootstrap interval) and
 ``identity_vs_attributes.png`` (identity similarity against pose error, one point per method); with
+``budget.enabled``, :mod:`.budget`'s ``budget.csv``/``.md``/``.png`` (each trained row at its periodic checkpoints,
+against images seen and wall time); with
 ``wandb.enabled`` also a W&B run holding the results table and these images (offline without an API key).
 """
 

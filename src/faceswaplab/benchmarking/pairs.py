@@ -127,7 +127,8 @@ def source_shot_refs(dm, pairs, shots: int, seed: int) -> list:
 
 def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
     """Images of every gallery identity: ``per_identity`` test images of each identity of the data module, then
-    each distractor identity of ``cfg.distractors`` (identity sets; names already in the data are skipped).
+    each distractor identity of ``cfg.distractors`` (identity sets or single sources; names already in the data are
+    skipped). A distractor identity may have a single image (a face of a group photo).
 
     Returns ``({"image", "landmarks", "identity"}, names)``: identities number the data module's first (as in its
     batches), then the distractors'.
@@ -135,7 +136,7 @@ def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
     from torch.utils.data import default_collate
 
     from faceswaplab.data.datamodule import SampleRef
-    from faceswaplab.data.datasets import FaceDataset
+    from faceswaplab.data.datasets import FaceDataset, IdentitySet
 
     per = int(cfg.per_identity)
     rng = np.random.default_rng([int(seed), 11])
@@ -144,10 +145,12 @@ def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
     parts = [dm.load([SampleRef(k, int(i)) for i in rng.permutation(len(part))[:per]])
              for k, part in enumerate((test.a, test.b))]
     for spec in cfg.get("distractors") or []:
-        identity_set = hydra.utils.instantiate(spec)
-        identity_set.configure(dm.cache_dir, dm.prepare_options)
-        identity_set.prepare()
-        for source in identity_set.sources():
+        distractor = hydra.utils.instantiate(spec)  # an identity set, or one identity's source
+        if hasattr(distractor, "configure"):
+            distractor.configure(dm.cache_dir, dm.prepare_options)
+        if isinstance(distractor, IdentitySet):
+            distractor.prepare()
+        for source in distractor.sources() if isinstance(distractor, IdentitySet) else [distractor]:
             if source.name in names:  # the pair's own identities are in the gallery already
                 continue
             source.prepare(dm.cache_dir)

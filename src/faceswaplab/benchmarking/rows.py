@@ -26,9 +26,11 @@ LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "persistent_worke
 
 
 class Row:
-    """One benchmark row: how to produce outputs for a batch of pairs."""
+    """One benchmark row: how to produce outputs for a batch of pairs. `checkpoint`: a run row's checkpoint to load
+    instead of its ``last.ckpt`` (an earlier point of its training)."""
 
-    def __init__(self, name: str, entry: dict, data_cfg: DictConfig, device: torch.device):
+    def __init__(self, name: str, entry: dict, data_cfg: DictConfig, device: torch.device,
+                 checkpoint: str | Path | None = None):
         self.name, self.entry, self.device = name, dict(entry), device
         self.model, self.reference, self.checkpoint, self.run = None, None, None, None
         # Keyword arguments of the row's swap calls, e.g. {shots: 8} (K source photos per pair).
@@ -55,7 +57,7 @@ class Row:
             from faceswaplab.methods import load_method
 
             self.run = RunDir(entry["run"])
-            self.checkpoint = self.run.last_checkpoint
+            self.checkpoint = Path(checkpoint) if checkpoint is not None else self.run.last_checkpoint
             if not self.checkpoint.is_file():
                 raise ValueError(f"methods.{name}.run: no checkpoint {self.checkpoint}")
             self.model = load_method(self.checkpoint)

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from faceswaplab.benchmarking.budget import budget_curves, write_budget
 from faceswaplab.benchmarking.fairness import breakdown, target_groups, write_fairness
 from faceswaplab.benchmarking.pairs import (data_module, gallery_images, other_source_refs, pairs_record,
                                             read_pairs, source_shot_refs, subset)
@@ -76,37 +77,15 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             threshold, how = _match_threshold(cfg.match_threshold, embedder, g_emb, g["identity"])
             calibration.update(match_threshold=threshold, match_threshold_from=how)
 
+    scorer = RowScorer(cfg, metrics_all, embedder, gallery, threshold, predict,
+                       dict(source=source, target=target, other=other, more=more, directions=directions,
+                            source_lm=source_lm, target_lm=target_lm), device)
     results, outputs, per_sample = [], {}, {}
     progress = tqdm(rows.items(), total=len(rows), unit="row", desc="benchmark", disable=not cfg.get("progress", True),
                     dynamic_ncols=True)
-    for j, (name, row) in enumerate(progress):
+    for name, row in progress:
         progress.set_postfix_str(name)
-        metrics, _ = build_metrics(list(metrics_all), "cpu", embedder=embedder, image_size=size)
-        for mname in ("identity_retrieval", "identity_retrieval_top5"):
-            if mname in metrics:
-                metrics[mname].set_gallery(*gallery)
-        if "identity_match" in metrics:
-            metrics["identity_match"].threshold = threshold
-        output, speed = _swap_all(row, source, target, other, more, directions, int(cfg.batch_size), device, seed)
-        speed["train_images_per_sec"] = row.train_throughput()
-        outputs[name] = output
-        out_lm = predict(output)
-        for mname, m in metrics.items():
-            _update(mname, m, output, out_lm, source, source_lm, target, target_lm)
-
-        values: dict[str, Any] = {}
-        per_sample[name] = {}
-        for k, (mname, m) in enumerate(metrics.items()):
-            if hasattr(m, "per_sample"):
-                per = m.per_sample().numpy()
-                per_sample[name][mname] = per
-                mean, lo, hi, count = bootstrap_interval(per, int(cfg.bootstrap.resamples),
-                                                         float(cfg.bootstrap.confidence), seed=seed * 1000 + k)
-                values[mname] = {"mean": mean, "lo": lo, "hi": hi, "n": count, "failed": int(np.isnan(per).sum())}
-            else:  # set-level metrics (FID, KID, identity_fd): one value, no interval
-                v = m.compute()
-                v = v[0] if isinstance(v, tuple) else v
-                values[mname] = {"mean": float(v), "lo": math.nan, "hi": math.nan, "n": n, "failed": 0}
+        values, per_sample[name], outputs[name], speed = scorer(row)
         results.append({**row.describe(), "method": name, "metrics": values, "speed": speed})
         log.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in values.items()})
 
@@ -118,10 +97,56 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     cells, gaps = breakdown(per_sample, groups, int(cfg.bootstrap.resamples), float(cfg.bootstrap.confidence), seed,
                             min_group)
     files.update(write_fairness(out_dir, cells, gaps, groups, min_group))
+    budget = cfg.get("budget") or {}
+    if budget.get("enabled"):
+        files.update(write_budget(out_dir, budget_curves(rows, results, scorer, int(budget.get("every", 1))),
+                                  results))
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         files["wandb"] = log_to_wandb(cfg, results, files, dm.identity_names)
     return {"results": results, "unavailable": unavailable, "files": files, "significance": tests,
             "calibration": calibration, "fairness": {"groups": groups, "cells": cells, "gaps": gaps}}
+
+
+class RowScorer:
+    """Swaps every pair with one row and scores the outputs with every metric: the path every row takes, the
+    references' and the budget curves' checkpoints alike. Calling it on a :class:`Row` returns
+    ``(values {metric: {mean, lo, hi, n, failed}}, per-sample {metric: array}, outputs (N, 3, H, W), speed)``."""
+
+    def __init__(self, cfg, metrics_all, embedder, gallery, threshold, predict, data: dict, device):
+        self.cfg, self.names, self.embedder = cfg, list(metrics_all), embedder
+        self.gallery, self.threshold, self.predict, self.data, self.device = gallery, threshold, predict, data, device
+
+    def __call__(self, row):
+        from faceswaplab.metrics import build_metrics
+
+        cfg, d, seed = self.cfg, self.data, int(self.cfg.seed)
+        size = int(d["target"]["image"].shape[-1])
+        metrics, _ = build_metrics(self.names, "cpu", embedder=self.embedder, image_size=size)
+        for mname in ("identity_retrieval", "identity_retrieval_top5"):
+            if mname in metrics:
+                metrics[mname].set_gallery(*self.gallery)
+        if "identity_match" in metrics:
+            metrics["identity_match"].threshold = self.threshold
+        output, speed = _swap_all(row, d["source"], d["target"], d["other"], d["more"], d["directions"],
+                                  int(cfg.batch_size), self.device, seed)
+        speed["train_images_per_sec"] = row.train_throughput()
+        out_lm = self.predict(output)
+        for mname, m in metrics.items():
+            _update(mname, m, output, out_lm, d["source"], d["source_lm"], d["target"], d["target_lm"])
+        values: dict[str, Any] = {}
+        per_sample = {}
+        for k, (mname, m) in enumerate(metrics.items()):
+            if hasattr(m, "per_sample"):
+                per = m.per_sample().numpy()
+                per_sample[mname] = per
+                mean, lo, hi, count = bootstrap_interval(per, int(cfg.bootstrap.resamples),
+                                                         float(cfg.bootstrap.confidence), seed=seed * 1000 + k)
+                values[mname] = {"mean": mean, "lo": lo, "hi": hi, "n": count, "failed": int(np.isnan(per).sum())}
+            else:  # set-level metrics (FID, KID, identity_fd): one value, no interval
+                v = m.compute()
+                v = v[0] if isinstance(v, tuple) else v
+                values[mname] = {"mean": float(v), "lo": math.nan, "hi": math.nan, "n": len(output), "failed": 0}
+        return values, per_sample, output, speed
 
 
 def _swap_all(row, source, target, other, more, directions, batch_size, device, seed):

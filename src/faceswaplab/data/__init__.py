@@ -18,8 +18,8 @@ _EXPORTS = {
     "faceswaplab.data.datamodule": ("FaceDataModule", "SampleRef"),
     "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
-        "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset", "PreparedIdentities",
-        "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+        "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
+        "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
         "SyntheticIdentities", "SyntheticIdentity", "read_index",
     ),
 }

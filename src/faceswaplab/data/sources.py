@@ -14,6 +14,7 @@ Layouts (see :func:`open_source`):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -117,6 +118,19 @@ def iter_video_frames(
             count += 1
             if max_frames is not None and count >= max_frames:
                 return
+
+
+@functools.lru_cache(maxsize=256)
+def video_fps(path: str | os.PathLike) -> float | None:
+    """The frame rate of a video file (its stream's average rate), or None when it cannot be read."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate if container.streams.video else None
+    except Exception:  # noqa: BLE001 - a missing or unreadable file just has no known rate
+        return None
+    return float(rate) if rate else None
 
 
 class Source:

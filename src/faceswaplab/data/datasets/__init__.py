@@ -14,13 +14,14 @@ send to DataLoader workers.
 *Identity sets* give many sources at once for the many-identity mode: :class:`SyntheticIdentities`,
 :class:`PreparedIdentities`, :class:`RawIdentities` (a folder of identity folders, CelebA-style).
 
-Splits of real faces group samples by source file, and video frames by blocks of ``split_block`` frames, so near
-duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap`` frames to
-a block of another split are dropped as well. Groups are assigned to splits by a seeded shuffle.
+Splits of real faces group samples by source file, and video frames by blocks of ``split_block_s`` seconds, so
+near duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap_s`` seconds
+to a training block are dropped as well. Groups are assigned to splits by a seeded shuffle.
 """
 
 from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain
-from faceswaplab.data.datasets.prepared import INDEX_FILE, PreparedIdentities, PreparedIdentity, read_index
+from faceswaplab.data.datasets.prepared import (INDEX_FILE, FacesAsIdentities, PreparedIdentities, PreparedIdentity,
+                                                read_index)
 from faceswaplab.data.datasets.shards import ShardedIdentities, ShardedIdentity, write_shards
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
@@ -28,8 +29,9 @@ from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticId
 from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset
 
 __all__ = [
-    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
-    "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+    "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset",
+    "PairDataset", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities",
+    "ShardedIdentity",
     "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
     "read_index", "split_counts", "write_shards",
 ]

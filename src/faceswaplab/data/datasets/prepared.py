@@ -39,25 +39,34 @@ def read_index(folder: str | os.PathLike) -> list[dict]:
     return records
 
 
+FALLBACK_FPS = 30.0  # assumed frame rate of a video whose rate is neither in the index nor readable from the file
+
+
 class PreparedIdentity(FaceSource):
     """The faces of one identity in a prepared folder (``index.jsonl`` + aligned RGB crops).
 
     path: the prepared folder. identity: keep only records of this identity name (all records when None).
-    split_block, split_gap: video frames are split in blocks of `split_block` frames; held-out frames within
-    `split_gap` frames of a block of another split are dropped.
+    split_block_s, split_gap_s: video frames are split in blocks of `split_block_s` seconds of the video; a held-out
+    frame closer than `split_gap_s` seconds to a training block of the same video is dropped, so every held-out
+    frame is at least that far in time from every training frame. A frame's time is the index's ``time``, else its
+    ``frame`` over the video's frame rate (the index's ``fps``, else read from the video file, else 30 fps with a
+    warning).
     """
 
     def __init__(
         self,
         path: str | os.PathLike,
         identity: str | None = None,
-        split_block: int = 60,
-        split_gap: int = 5,
+        split_block_s: float = 10.0,
+        split_gap_s: float = 2.0,
     ):
         self.path = Path(path).expanduser()
         self.identity = identity
-        self.split_block = int(split_block)
-        self.split_gap = int(split_gap)
+        self.split_block_s = float(split_block_s)
+        self.split_gap_s = float(split_gap_s)
+        if self.split_block_s <= 0 or self.split_gap_s < 0:
+            raise ValueError(f"{self.path}: split_block_s must be > 0 and split_gap_s >= 0, got "
+                             f"{split_block_s}, {split_gap_s}")
         self._records: dict[str, dict] | None = None
         self._name: str | None = identity
 
@@ -92,16 +101,33 @@ class PreparedIdentity(FaceSource):
     def sample_ids(self) -> list[str]:
         return sorted(self.records)
 
-    def _group(self, rec: dict) -> tuple[str, int]:
-        frame = rec.get("frame")
-        block = -1 if frame is None else int(frame) // max(1, self.split_block)
-        return str(rec.get("source", rec["crop"])), block
+    def frame_times(self) -> dict[str, float]:
+        """Seconds into its video of every video-frame record (stills are left out)."""
+        from faceswaplab.data.sources import video_fps
+
+        times, unknown = {}, set()
+        for sid, rec in self.records.items():
+            if rec.get("frame") is None:
+                continue
+            if rec.get("time") is not None:
+                times[sid] = float(rec["time"])
+                continue
+            fps = rec.get("fps") or video_fps(str(rec.get("source", "")))
+            if not fps:
+                unknown.add(str(rec.get("source")))
+                fps = FALLBACK_FPS
+            times[sid] = int(rec["frame"]) / float(fps)
+        if unknown:
+            log.warning("%s: no frame rate in the index nor readable from %s: splitting its frames at an assumed "
+                        "%g fps", self.folder / INDEX_FILE, sorted(unknown)[:3], FALLBACK_FPS)
+        return times
 
     def split(self, fractions, seed):
-        recs = self.records
+        recs, times = self.records, self.frame_times()
+        block = {sid: int(t // self.split_block_s) for sid, t in times.items()}
         groups: dict[tuple[str, int], list[str]] = {}
         for sid in sorted(recs):
-            groups.setdefault(self._group(recs[sid]), []).append(sid)
+            groups.setdefault((str(recs[sid].get("source", sid)), block.get(sid, -1)), []).append(sid)
         keys = sorted(groups)
         order = np.random.default_rng(_name_seed(seed, self.name)).permutation(len(keys))
         n_train, n_val, _ = split_counts(len(keys), fractions)
@@ -113,25 +139,24 @@ class PreparedIdentity(FaceSource):
         for key, sids in groups.items():
             split = which[key]
             for sid in sids:
-                if split != "train" and self._near_other_split(recs[sid], key, which):
+                if split != "train" and sid in times and self._near_train(key[0], times[sid], which):
                     dropped += 1
                     continue
                 out[split].append(sid)
         if dropped:
-            log.info("%s: %d held-out frames within %d frames of another split dropped", self.name, dropped,
-                     self.split_gap)
+            log.info("%s: %d held-out frames within %g s of a training block dropped", self.name, dropped,
+                     self.split_gap_s)
         return {s: sorted(v) for s, v in out.items()}
 
-    def _near_other_split(self, rec: dict, key: tuple[str, int], which: dict) -> bool:
-        frame = rec.get("frame")
-        if frame is None or self.split_gap <= 0:
+    def _near_train(self, source: str, t: float, which: dict) -> bool:
+        # Every block overlapping (t - gap, t + gap), the frame's own block included: a training block there may
+        # hold a frame closer than the gap.
+        b, gap = self.split_block_s, self.split_gap_s
+        if gap <= 0:
             return False
-        source, block = key
-        offset = int(frame) - block * self.split_block
-        for nb, near in ((block - 1, offset < self.split_gap), (block + 1, self.split_block - offset <= self.split_gap)):
-            if near and which.get((source, nb), which[key]) != which[key]:
-                return True
-        return False
+        first, last = int((t - gap) // b), int((t + gap) // b)
+        return any(which.get((source, nb)) == "train" and (nb + 1) * b > t - gap and nb * b < t + gap
+                   for nb in range(first, last + 1))
 
     def _image(self, rec: dict) -> np.ndarray:
         """The RGB crop of an index record, (H, W, 3) uint8."""
@@ -156,12 +181,12 @@ class PreparedIdentities(IdentitySet):
     """Every identity of a prepared folder (or those listed in `identities`), one source each."""
 
     def __init__(self, path: str | os.PathLike, identities: Sequence[str] | None = None, min_samples: int = 1,
-                 split_block: int = 60, split_gap: int = 5):
+                 split_block_s: float = 10.0, split_gap_s: float = 2.0):
         self.path = Path(path).expanduser()
         self.identities = list(plain(identities)) if identities is not None else None
         self.min_samples = int(min_samples)
-        self.split_block = int(split_block)
-        self.split_gap = int(split_gap)
+        self.split_block_s = float(split_block_s)
+        self.split_gap_s = float(split_gap_s)
 
     @property
     def folder(self) -> Path:
@@ -184,4 +209,46 @@ class PreparedIdentities(IdentitySet):
         return [self._source(n) for n in kept]
 
     def _source(self, name: str) -> PreparedIdentity:
-        return PreparedIdentity(self.folder, name, self.split_block, self.split_gap)
+        return PreparedIdentity(self.folder, name, self.split_block_s, self.split_gap_s)
+
+
+class FacesAsIdentities(IdentitySet):
+    """Every face of a prepared (or raw) source as an identity of its own, with its one image: the faces of group
+    photos as single-image distractors of an identity gallery (whose people are not labelled).
+
+    source: a :class:`PreparedIdentity` or :class:`RawIdentity` (prepare a group photo with ``options: {select:
+    all}`` to keep every face). exclude: crop names (or stems) to leave out.
+    """
+
+    def __init__(self, source: PreparedIdentity, exclude: Sequence[str] = ()):
+        self.source = source
+        self.exclude = set(plain(exclude) or ())
+
+    def configure(self, cache_dir, defaults=None) -> None:
+        if hasattr(self.source, "configure"):
+            self.source.configure(cache_dir, defaults)
+
+    def prepare(self) -> None:
+        self.source.prepare(getattr(self.source, "cache_dir", None))
+
+    def sources(self) -> list[PreparedIdentity]:
+        crops = [c for c in self.source.sample_ids() if c not in self.exclude and Path(c).stem not in self.exclude]
+        return [_OneFace(self.source.folder, c) for c in crops]
+
+
+class _OneFace(PreparedIdentity):
+    """One record of a prepared folder, named after its crop."""
+
+    def __init__(self, path: Path, crop: str):
+        super().__init__(path)
+        self.crop = crop
+        self._name = Path(crop).stem
+
+    @property
+    def records(self) -> dict[str, dict]:
+        if self._records is None:
+            self._records = {k: v for k, v in super().records.items() if k == self.crop}
+        return self._records
+
+    def prepare(self, cache_dir=None) -> None:
+        """Prepared already (by the set)."""

@@ -80,10 +80,10 @@ class RawIdentity(PreparedIdentity):
         path: str | os.PathLike,
         identity: str | None = None,
         options: dict | None = None,
-        split_block: int = 60,
-        split_gap: int = 5,
+        split_block_s: float = 10.0,
+        split_gap_s: float = 2.0,
     ):
-        super().__init__(path, None, split_block, split_gap)
+        super().__init__(path, None, split_block_s, split_gap_s)
         p = Path(path).expanduser().resolve()
         self._name = identity or (p.stem if p.is_file() else p.name)
         self.options = dict(plain(options) or {})
@@ -124,8 +124,8 @@ class RawIdentities(PreparedIdentities):
     """
 
     def __init__(self, path: str | os.PathLike, identities: Sequence[str] | None = None, min_samples: int = 1,
-                 options: dict | None = None, split_block: int = 60, split_gap: int = 5):
-        super().__init__(path, identities, min_samples, split_block, split_gap)
+                 options: dict | None = None, split_block_s: float = 10.0, split_gap_s: float = 2.0):
+        super().__init__(path, identities, min_samples, split_block_s, split_gap_s)
         self.options = dict(plain(options) or {})
         self.cache_dir: Path | None = None
         self.defaults: dict = {}

@@ -67,9 +67,9 @@ class ShardedIdentity(PreparedIdentity):
     cache_dir: where litdata caches chunks downloaded from `chunks`. Other arguments as :class:`PreparedIdentity`.
     """
 
-    def __init__(self, path: str | os.PathLike, identity: str | None = None, split_block: int = 60,
-                 split_gap: int = 5, chunks: str | None = None, cache_dir: str | None = None):
-        super().__init__(path, identity, split_block, split_gap)
+    def __init__(self, path: str | os.PathLike, identity: str | None = None, split_block_s: float = 10.0,
+                 split_gap_s: float = 2.0, chunks: str | None = None, cache_dir: str | None = None):
+        super().__init__(path, identity, split_block_s, split_gap_s)
         self.chunks = chunks
         self.cache_dir = cache_dir
         self._dataset = None
@@ -101,10 +101,11 @@ class ShardedIdentities(PreparedIdentities):
     """Every identity of a sharded prepared set (or those listed in `identities`), one source each."""
 
     def __init__(self, path: str | os.PathLike, identities: Sequence[str] | None = None, min_samples: int = 1,
-                 split_block: int = 60, split_gap: int = 5, chunks: str | None = None, cache_dir: str | None = None):
-        super().__init__(path, identities, min_samples, split_block, split_gap)
+                 split_block_s: float = 10.0, split_gap_s: float = 2.0, chunks: str | None = None,
+                 cache_dir: str | None = None):
+        super().__init__(path, identities, min_samples, split_block_s, split_gap_s)
         self.chunks = chunks
         self.cache_dir = cache_dir
 
     def _source(self, name: str) -> ShardedIdentity:
-        return ShardedIdentity(self.folder, name, self.split_block, self.split_gap, self.chunks, self.cache_dir)
+        return ShardedIdentity(self.folder, name, self.split_block_s, self.split_gap_s, self.chunks, self.cache_dir)

@@ -15,7 +15,8 @@ Output layout::
     <output>/faces/<relative/path/stem>[_f<frame:06d>]_<k>.png   aligned crops, RGB (k: face rank by box area)
     <output>/index.jsonl     one JSON object per face written:
                              {"crop": path relative to <output>, "source": input file, "identity": name,
-                              "frame": int | null, "face": k, "box": [x0, y0, x1, y1], "score": float,
+                              "frame": int | null, "fps": float | null,
+                              "time": seconds | null, "face": k, "box": [x0, y0, x1, y1], "score": float,
                               "landmarks": 68x2 in the original image, "landmarks_crop": 68x2 in crop pixels,
                               "transform": 2x3 original -> crop, "size": int}
     <output>/report.jsonl    one JSON object per skipped input, frame or face:

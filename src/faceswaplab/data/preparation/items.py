@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from faceswaplab.data.preparation.options import OutputError, PrepareOptions
+from faceswaplab.data.sources import video_fps
 from faceswaplab.faces.pipeline import find_faces, make_backend
 from faceswaplab.io import ImageReadError, read_image, write_image
 
@@ -122,8 +123,10 @@ def _process_into(item: Task, result: ItemResult) -> None:
             write_image(_STATE["output"] / rel, crop, compress_level=1)
         except OSError as e:
             raise OutputError(f"cannot write {_STATE['output'] / rel}: {e}") from e
+        fps = video_fps(item.source) if item.frame is not None else None
         result.rows.append({
             "crop": rel.as_posix(), "source": item.source, "identity": item.identity, "frame": item.frame,
+            "fps": fps, "time": None if fps is None else round(item.frame / fps, 4),
             "face": k, "box": _round(face.box), "score": round(face.score, 4), "landmarks": _round(face.landmarks),
             "landmarks_crop": _round(lm_crop), "transform": _round(m, 6), "size": opts.size,
         })

@@ -37,7 +37,7 @@ from faceswaplab.data.schema import IDENTITY, IMAGE, LANDMARKS, SIDES, key
 from faceswaplab.faces.sketch import draw_landmark_sketch
 from faceswaplab.images import resize_batch, to_batch, to_landmarks
 from faceswaplab.methods.base import FaceSwapMethod
-from faceswaplab.methods.pix2pix import retarget_landmarks
+from faceswaplab.methods.pix2pix import retarget_landmarks, update_mean_shape
 
 log = logging.getLogger(__name__)
 
@@ -331,13 +331,8 @@ class FewShot(FaceSwapMethod):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=len(tgt))
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=len(tgt))
 
-    @torch.no_grad()
     def _update_mean_shape(self, landmarks: Tensor) -> None:
-        if not self.shape_seen:
-            self.mean_landmarks.copy_(landmarks.mean(0))
-            self.shape_seen.fill_(True)
-        else:
-            self.mean_landmarks.lerp_(landmarks.mean(0), self.hparams.shape_momentum)
+        update_mean_shape(self, self.mean_landmarks, self.shape_seen, landmarks, self.hparams.shape_momentum)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -58,6 +58,21 @@ def apply_similarity(m: Tensor, pts: Tensor) -> Tensor:
     return pts @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
 
 
+@torch.no_grad()
+def update_mean_shape(module, mean: Tensor, seen: Tensor, landmarks: Tensor, momentum: float) -> None:
+    """Move the running mean face shape `mean` (68, 2) toward this batch's (B, 68, 2) `landmarks` (set it on the
+    first batch, `seen` a bool buffer); under DDP the batch means of every rank are averaged first, so every rank
+    keeps the same shape."""
+    batch_mean = landmarks.mean(0)  # (68, 2)
+    if module._trainer is not None and module.trainer.world_size > 1:
+        batch_mean = module.all_gather(batch_mean).mean(0)  # (world, 68, 2) -> (68, 2)
+    if not seen:
+        mean.copy_(batch_mean)
+        seen.fill_(True)
+    else:
+        mean.lerp_(batch_mean, momentum)
+
+
 def retarget_landmarks(target: Tensor, target_mean: Tensor, source_mean: Tensor) -> Tensor:
     """Move target landmarks (B, 68, 2) onto another face shape, keeping pose and expression.
 
@@ -190,17 +205,9 @@ class Pix2Pix(FaceSwapMethod):
                              face_hull_mask(target_landmarks, target.shape[-2:], blur=self.hparams.paste_blur))
         return mask * face + (1 - mask) * target
 
-    @torch.no_grad()
     def _update_mean_shape(self, side: str, landmarks: Tensor) -> None:
-        mean, seen = getattr(self, f"mean_landmarks_{side}"), getattr(self, f"shape_seen_{side}")
-        batch_mean = landmarks.mean(0)  # (68, 2)
-        if self._trainer is not None and self.trainer.world_size > 1:  # every rank learns the same mean shape
-            batch_mean = self.all_gather(batch_mean).mean(0)  # (world, 68, 2) -> (68, 2)
-        if not seen:
-            mean.copy_(batch_mean)
-            seen.fill_(True)
-        else:
-            mean.lerp_(batch_mean, self.hparams.shape_momentum)
+        update_mean_shape(self, getattr(self, f"mean_landmarks_{side}"), getattr(self, f"shape_seen_{side}"),
+                          landmarks, self.hparams.shape_momentum)
 
     def setup(self, stage: str) -> None:
         # Before a resumed checkpoint is restored (which then wins), after the model is built.

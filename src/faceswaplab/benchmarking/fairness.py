@@ -72,7 +72,9 @@ def breakdown(per_sample: dict[str, dict[str, np.ndarray]], groups: dict[str, li
                 gap = {"axis": axis, "row": row, "metric": metric, "gap": math.nan, "high": "", "low": ""}
                 if len(means) >= 2:
                     high, low = max(means, key=means.get), min(means, key=means.get)
-                    gap.update(gap=means[high] - means[low], high=high, low=low)
+                    gap["gap"] = means[high] - means[low]
+                    if gap["gap"] > 0:  # which groups, when they differ at all
+                        gap.update(high=high, low=low)
                 gaps.append(gap)
     return cells, gaps
 
@@ -107,7 +109,8 @@ def write_fairness(out_dir: Path, cells: list[dict], gaps: list[dict], groups: d
         for gap in (g for g in gaps if g["axis"] == axis):
             row, metric = gap["row"], gap["metric"]
             shown = [_cell(by_cell[(row, metric, g)]) for g in present]
-            largest = "-" if not math.isfinite(gap["gap"]) else f"{gap['gap']:.3f} ({gap['high']} - {gap['low']})"
+            largest = "-" if not math.isfinite(gap["gap"]) else f"{gap['gap']:.3f}" + (
+                f" ({gap['high']} - {gap['low']})" if gap["high"] else "")
             lines.append(f"| {row} | {metric} | " + " | ".join(shown) + f" | {largest} |")
         lines.append("")
     write_text(out_dir / "fairness.md", "\n".join(lines))

@@ -438,3 +438,17 @@ def test_ddp_shares_keep_few_shot_runs_whole_and_cover_the_epoch():
         assert all(len({k for k, _, _ in run}) == 1 for run in runs)  # one identity per episode
     everything = {(k, i) for k, i, _ in list(ManySampler([7, 5, 9], True, 3, 3))}
     assert {(k, i) for share in shares for k, i, _ in share} == everything
+
+
+@pytest.mark.slow
+def test_held_out_raw_photos_in_a_synthetic_identity_set_are_prepared(tmp_path, media):
+    """A real-face pair held out of a many-identity synthetic training set (the benchmark's held_out protocol)."""
+    from faceswaplab.data import RawIdentity, SyntheticIdentities
+
+    ids = SyntheticIdentities(num_identities=3, num_samples=20, held_out=[RawIdentity(media / "photos" / "obama")])
+    dm = FaceDataModule(identities=ids, mode="many", image_size=32, batch_size=4, cache_dir=tmp_path / "cache",
+                        prepare={"size": 64, "workers": 1, "progress": False})
+    dm.setup("fit")
+    held = dm.splits["obama"]
+    assert held["train"] == [] and held["val"] and held["test"]  # its training photos are left unused
+    assert len(dm.identity_names) == 4 and all(dm.splits[n]["train"] for n in dm.identity_names[1:])

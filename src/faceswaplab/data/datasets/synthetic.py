@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typing import Sequence
 
 import numpy as np
@@ -88,6 +90,17 @@ class SyntheticIdentities(IdentitySet):
         self.seed = int(seed)
         self.renderer_identities = int(renderer_identities or num_identities)
         self.occlusion = float(occlusion)
+
+    def configure(self, cache_dir: str | os.PathLike, defaults: dict | None = None) -> None:
+        """Held-out photos or videos (a real-face benchmark's pair) are prepared like any raw input."""
+        self._cache_dir = cache_dir
+        for h in self.held_out:
+            if hasattr(h.source, "configure"):
+                h.source.configure(cache_dir, defaults)
+
+    def prepare(self) -> None:
+        for h in self.held_out:
+            h.prepare(getattr(self, "_cache_dir", None))
 
     def sources(self):
         return self.held_out + [SyntheticIdentity(i, self.num_samples, self.seed, self.renderer_identities,

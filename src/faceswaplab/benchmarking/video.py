@@ -57,7 +57,7 @@ def _embed(embedder, frames, landmarks) -> torch.Tensor:
     out = torch.full((len(frames), 0), math.nan)
     ok = [i for i in range(len(frames)) if np.isfinite(landmarks[i]).all()]
     if ok:
-        images = torch.stack([torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 127.5 - 1 for i in ok])
+        images = torch.stack([torch.from_numpy(frames[i].copy()).permute(2, 0, 1).float() / 127.5 - 1 for i in ok])
         emb = embedder.embed(images, landmarks[ok]).double()
         out = torch.full((len(frames), emb.shape[1]), math.nan, dtype=torch.float64)
         out[ok] = emb

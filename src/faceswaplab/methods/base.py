@@ -177,13 +177,25 @@ class FaceSwapMethod(L.LightningModule):
                                     source_landmarks=batch.get(key(LANDMARKS, s)), direction=direction)
         return source, target, swapped
 
+    def swap_many(self, images: Tensor, landmarks: Tensor) -> tuple[Tensor, Tensor]:
+        """Within a many-identity batch, each face swapped with the one before it as source:
+        ``(sources, swapped)``."""
+        src = torch.roll(torch.arange(len(images)), 1)
+        return images[src], self.swap_tensors(images, images[src], target_landmarks=landmarks,
+                                              source_landmarks=landmarks[src])
+
     @torch.no_grad()
     def preview_triples(self, batch: dict, max_pairs: int = 4) -> tuple[Tensor, Tensor, Tensor]:
-        """``(source, target, swapped)``, each (N, 3, H, W): up to `max_pairs` pairs per direction, in eval mode."""
-        batch = {k: v[:max_pairs] if isinstance(v, Tensor) else v for k, v in batch.items()}
+        """``(source, target, swapped)``, each (N, 3, H, W), in eval mode: up to `max_pairs` pairs per direction of
+        a pair batch, or ``2 * max_pairs`` faces of a many-identity batch (see :meth:`swap_many`)."""
         was_training = self.training
         self.eval()
         try:
+            if key(IMAGE, "A") not in batch:
+                images = batch[IMAGE][: 2 * max_pairs]
+                sources, swapped = self.swap_many(images, batch[LANDMARKS][: 2 * max_pairs])
+                return sources, images, swapped
+            batch = {k: v[:max_pairs] if isinstance(v, Tensor) else v for k, v in batch.items()}
             triples = [self.swap_pair(batch, d) for d in DIRECTIONS]
         finally:
             self.train(was_training)

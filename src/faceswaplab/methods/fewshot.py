@@ -407,19 +407,8 @@ class FewShot(FaceSwapMethod):
 
     # ------------------------------------------------------------------------------------ previews, validation
 
-    def preview_triples(self, batch: dict, max_pairs: int = 4) -> tuple[Tensor, Tensor, Tensor]:
-        if key(IMAGE, "A") in batch:
-            return super().preview_triples(batch, max_pairs)
-        images, lms = batch[IMAGE][: 2 * max_pairs], batch[LANDMARKS][: 2 * max_pairs]
-        src = torch.roll(torch.arange(len(images)), 1)  # each face's source: the one before it
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                if self.finetune_source is not None:  # the fine-tuned person driven by its held-out frames
-                    swapped = self.swap_tensors(images, target_landmarks=lms)
-                else:
-                    swapped = self.swap_tensors(images, images[src], target_landmarks=lms, source_landmarks=lms[src])
-        finally:
-            self.train(was_training)
-        return images[src], images, swapped
+    def swap_many(self, images: Tensor, landmarks: Tensor) -> tuple[Tensor, Tensor]:
+        if self.finetune_source is None:
+            return super().swap_many(images, landmarks)
+        # the fine-tuned person driven by its held-out frames (the sources column shows other frames of it)
+        return torch.roll(images, 1, 0), self.swap_tensors(images, target_landmarks=landmarks)

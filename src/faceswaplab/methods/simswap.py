@@ -282,20 +282,6 @@ class SimSwap(FaceSwapMethod):
 
     # ---------------------------------------------------------------- previews and validation on any batch
 
-    def preview_triples(self, batch: dict, max_pairs: int = 4) -> tuple[Tensor, Tensor, Tensor]:
-        if key(IMAGE, "A") in batch:
-            return super().preview_triples(batch, max_pairs)
-        images, lms = batch[IMAGE][: 2 * max_pairs], batch[LANDMARKS][: 2 * max_pairs]
-        src = torch.roll(torch.arange(len(images)), 1)  # each face's source: the one before it
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                swapped = self.swap_tensors(images, images[src], target_landmarks=lms, source_landmarks=lms[src])
-        finally:
-            self.train(was_training)
-        return images[src], images, swapped
-
 
 def train_synthetic_embedder(config: dict = IDENTITY_EMBEDDER):
     """Train (seeded) and cache the synthetic identity network this method uses; returns its path."""

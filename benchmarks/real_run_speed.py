@@ -1,7 +1,7 @@
 """What a real ``python -m faceswaplab.train`` run gets from the CPU, per thread and loader-worker policy.
 
     python benchmarks/real_run_speed.py [--methods cyclegan deepfakes] [--seconds 60] [--rounds 2]
-        [--policies workers1_auto workers0_threads2] [--out benchmarks/real_run_speed.md]
+        [--policies workers1_auto workers0_threads2] [--busy 0] [--out benchmarks/real_run_speed.md]
 
 Each policy runs the method's real command (its CPU preset, ``trainer.max_time`` cut to `--seconds` of training,
 no validation until the end) in a subprocess, policies alternating A B A B ... so that a change in the machine's
@@ -15,13 +15,20 @@ Policies (overrides of the command line):
 * ``workers1_auto``: the presets' defaults: one renderer process (``data.num_workers=1``), ``threads=auto`` (the
   cores left after one per worker);
 * ``workers0_threads2``: rendering in the training process between steps, torch on two threads;
-* ``workers1_threads2``: one renderer process and torch on two threads (oversubscribed on two cores).
+* ``workers1_threads2``: one renderer process and torch on two threads (oversubscribed on two cores);
+* ``workers0_threads1``: rendering in the training process, torch on one thread;
+* ``..._spin`` / ``..._passive``: the same with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) or
+  sleeping (``PASSIVE``) at the end of each parallel region instead of the runtime's default.
+
+``--busy K`` keeps K other processes spinning on the CPU during every run: a shared machine (a notebook's browser,
+another job), where an OpenMP thread waiting for a descheduled sibling can cost far more than the work.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shlex
 import statistics
@@ -37,11 +44,20 @@ from lightning.pytorch.callbacks import Callback
 
 from faceswaplab.io import write_text
 
-POLICIES = {
-    "workers1_auto": ["data.num_workers=1", "threads=auto"],
-    "workers0_threads2": ["data.num_workers=0", "data.persistent_workers=false", "threads=2"],
-    "workers1_threads2": ["data.num_workers=1", "threads=2"],
+IN_PROCESS = ["data.num_workers=0", "data.persistent_workers=false"]
+POLICIES = {  # name: (command-line overrides, environment)
+    "workers1_auto": (["data.num_workers=1", "threads=auto"], {}),
+    "workers0_threads2": ([*IN_PROCESS, "threads=2"], {}),
+    "workers1_threads2": (["data.num_workers=1", "threads=2"], {}),
+    "workers0_threads1": ([*IN_PROCESS, "threads=1"], {}),
+    "workers0_threads2_spin": ([*IN_PROCESS, "threads=2"], {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "workers0_threads2_passive": ([*IN_PROCESS, "threads=2"], {"OMP_WAIT_POLICY": "PASSIVE"}),
 }
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 class ImageCounter(Callback):
@@ -69,8 +85,8 @@ def run_once(method: str, policy: str, seconds: int, run_dir: Path) -> dict:
            f"trainer.max_time=00:00:{minutes:02d}:{secs:02d}", "trainer.check_val_every_n_epoch=1000",
            "trainer.enable_progress_bar=false", "~logger", "callbacks.preview.pairs=0",
            "+callbacks.count._target_=real_run_speed.ImageCounter", f"+callbacks.count.path={counts}",
-           *POLICIES[policy]]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore",
+           *POLICIES[policy][0]]
+    env = {**os.environ, **POLICIES[policy][1], "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -88,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", nargs="+", default=["workers1_auto", "workers0_threads2"], choices=list(POLICIES))
     ap.add_argument("--seconds", type=int, default=60, help="training time of each run")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--busy", type=int, default=0, help="other processes spinning on the CPU during the runs")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     command = "python benchmarks/real_run_speed.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     load = [os.getloadavg()[0]]
     rows = []
+    busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
+    for proc in busy:
+        proc.start()
     with tempfile.TemporaryDirectory(prefix="real_run_") as tmp:
         for method in args.methods:
             for r in range(args.rounds):
@@ -102,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(row, flush=True)
     load.append(os.getloadavg()[0])
+    for proc in busy:
+        proc.terminate()
     lines = ["# Real training runs: thread and loader-worker policies", "", f"- command: `{command}`",
              f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} logical CPUs; "
-             f"torch {torch.__version__}; load average {load[0]:.2f} at start, {load[1]:.2f} at end", "",
+             f"torch {torch.__version__}; load average {load[0]:.2f} at start, {load[1]:.2f} at end; "
+             f"{args.busy} other spinning processes", "",
              "| method | policy | training img/s per round | mean | vs first policy |", "|---|---|---|---:|---:|"]
     for method in args.methods:
         base = None

@@ -10,8 +10,8 @@ from faceswaplab.methods.base import load_method
 from faceswaplab.resume import ResumeError, initialise_from
 from faceswaplab.train import train
 
-PRETRAIN = ["experiment=deepfakes_pretrain", "debug=smoke", "data.identities.num_identities=6",
-            "data.identities.num_samples=10", "trainer.limit_train_batches=8"]
+PRETRAIN = ["experiment=deepfakes_pretrain", "debug=smoke", "data.A.identities.num_identities=6",
+            "data.A.identities.num_samples=10", "trainer.limit_train_batches=8"]
 PAIR = ["method=deepfakes", "debug=smoke", "data.A.num_samples=40"]
 
 
@@ -42,7 +42,7 @@ def test_pretraining_data_holds_none_of_the_pair_data_identities():
     from faceswaplab.config import compose
 
     pre, pair = compose("train", PRETRAIN).data, compose("train", PAIR).data
-    assert pre.identities.seed not in (pair.A.seed, 7, 1000)  # the benchmark's pair, distractors, embedder
+    assert pre.A.identities.seed not in (pair.A.seed, 7, 1000)  # the benchmark's pair, distractors, embedder
 
 
 def test_init_from_starts_a_fresh_run_from_the_pretrained_weights(pretrained, tmp_path):

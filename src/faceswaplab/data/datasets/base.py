@@ -9,6 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 
+YAW_SIZE = 64  # px at which FaceSource.yaws loads samples (landmarks scale with the crop; the angle does not)
+
+
 class FaceSource:
     """One identity's faces. Subclasses implement `name`, `sample_ids`, `split` and `load`."""
 
@@ -43,8 +46,6 @@ class FaceSource:
             return np.array([float(r["pose"][0]) for r in raws])
         return landmark_yaws([r["landmarks"] for r in raws], [YAW_SIZE] * len(raws))
 
-
-YAW_SIZE = 64  # px at which FaceSource.yaws loads samples (landmarks scale with the crop; the angle does not)
 
 
 def landmark_yaws(landmarks: Sequence, sizes: Sequence[int]) -> np.ndarray:

@@ -76,4 +76,5 @@ class Pool(FaceSource):
 
     def __repr__(self):
         names = list(self.members)
-        return f"Pool(name={self.name!r}, {len(names)} identities: {', '.join(names[:3])}{', ...' * (len(names) > 3)})"
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"Pool(name={self.name!r}, {len(names)} identities: {shown})"

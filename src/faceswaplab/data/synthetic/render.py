@@ -98,7 +98,8 @@ class SyntheticFaces:
                     max_roll: float = 15.0) -> np.ndarray:
         """The pose (yaw, pitch, roll degrees, (3,) float32) that :meth:`sample` renders image `index` of
         `identity` at, without rendering it."""
-        return (self._sample_rng(identity, index).uniform(-1, 1, 3) * [max_yaw, max_pitch, max_roll]).astype(np.float32)
+        pose = self._sample_rng(identity, index).uniform(-1, 1, 3) * [max_yaw, max_pitch, max_roll]
+        return pose.astype(np.float32)
 
     def _sample_rng(self, identity: int, index: int) -> np.random.Generator:
         if identity < 0 or index < 0:

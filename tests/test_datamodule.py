@@ -392,6 +392,7 @@ def test_raw_photos_are_prepared_once_into_the_cache(tmp_path, media):
         ("video", ["A.path=/v/alice.mp4", "B.path=/v/bob.mp4"]),
         ("prepared", ["A.path=/data/alice", "B.path=/data/bob"]),
         ("identities", ["identities.path=/data/celeb"]),
+        ("pretrain", ["A.identities.num_identities=3", "A.identities.num_samples=10"]),
     ],
 )
 def test_hydra_configs_instantiate(name, overrides, tmp_path):
@@ -407,6 +408,9 @@ def test_hydra_configs_instantiate(name, overrides, tmp_path):
             assert dm.num_identities == 3 and batch["image"].shape[-1] == 32
         else:
             assert batch["image_A"].shape == (16, 3, 32, 32)
+    if name == "pretrain":  # both sides: every identity of the population
+        assert dm.A.name != dm.B.name and list(dm.A.members) == list(dm.B.members) == [
+            "synthetic2-0", "synthetic2-1", "synthetic2-2"]
     if name in ("folders", "video"):
         assert dm.A.prepare_options["size"] == 256 and dm.A.folder.parent == tmp_path
     if name == "video":

@@ -11,6 +11,9 @@
 
 Every other change (loss weights, epochs, logging, data loading) is applied and logged, and ``config.yaml``
 records it (the previous config is kept as ``config.<n>.yaml``, see :class:`faceswaplab.runs.RunDir`).
+
+:func:`initialise_from` (``init_from=``) is the other way to start from a checkpoint: its weights only, under the
+same method and architecture checks, with the run's own optimisers, step 0 and schedules from their start.
 """
 
 from __future__ import annotations
@@ -39,11 +42,7 @@ def check_resume(cfg: DictConfig, method: torch.nn.Module, ckpt_path: str | os.P
     tensors only lazily."""
     header = checkpoints.load(ckpt_path, mmap=True)
     where = f"the checkpoint {ckpt_path}"
-    recorded = header.get(checkpoints.CLASS_KEY)
-    built = f"{type(method).__module__}.{type(method).__qualname__}"
-    if recorded != built:
-        raise ResumeError(f"method: {where} holds {recorded}, the config builds {built}; "
-                          "train it in another run_dir (hydra.run.dir=...)")
+    _check_class(header, method, f"method: {where}", "; train it in another run_dir (hydra.run.dir=...)")
 
     hparams = dict(header.get("hyper_parameters") or {})
     run = RunDir.of_checkpoint(ckpt_path)
@@ -69,6 +68,32 @@ def check_resume(cfg: DictConfig, method: torch.nn.Module, ckpt_path: str | os.P
         log.info("resume changes method.%s: %s -> %s", k, old, new)
 
 
+def initialise_from(method: torch.nn.Module, source: str | os.PathLike) -> str:
+    """Load into `method` the weights of `source` (a ``.ckpt`` file, or a run directory's last checkpoint), to
+    train from them as from scratch (DeepFaceLab's training after pretraining): nothing else of the checkpoint is
+    used. Raises :class:`ResumeError`, naming the file, for another method class or weights of other names or
+    shapes. Returns the checkpoint file."""
+    try:
+        path = RunDir.checkpoint_of(source)
+    except FileNotFoundError as e:
+        raise ResumeError(f"init_from={source}: no checkpoint at {e.filename}") from None
+    ckpt = checkpoints.load(path)
+    _check_class(ckpt, method, f"init_from: {path}", "")
+    weights = _weights_difference(ckpt["state_dict"], method.state_dict())
+    if weights:
+        raise ResumeError(f"init_from: {path} does not fit the configured {type(method).__name__} ({weights}): "
+                          "the architecture settings must be those of the run it comes from")
+    method.load_state_dict(ckpt["state_dict"])
+    return str(path)
+
+
+def _check_class(header: dict, method: torch.nn.Module, where: str, hint: str) -> None:
+    recorded = header.get(checkpoints.CLASS_KEY)
+    built = f"{type(method).__module__}.{type(method).__qualname__}"
+    if recorded != built:
+        raise ResumeError(f"{where} holds {recorded}, the config builds {built}{hint}")
+
+
 def _nan(x: Any) -> bool:
     return isinstance(x, float) and x != x
 
@@ -77,13 +102,17 @@ def _weights_difference(saved: dict, built: dict) -> str:
     """The first difference between two state dicts' names and shapes, in words ('' if none)."""
     missing, extra = sorted(built.keys() - saved.keys()), sorted(saved.keys() - built.keys())
     if missing or extra:
-        parts = [f"{len(missing)} weight(s) not in the checkpoint, e.g. {missing[0]}" if missing else "",
-                 f"{len(extra)} weight(s) only in the checkpoint, e.g. {extra[0]}" if extra else ""]
+        parts = [f"{len(missing)} weight(s) not in the checkpoint: {_some(missing)}" if missing else "",
+                 f"{len(extra)} weight(s) only in the checkpoint: {_some(extra)}" if extra else ""]
         return "; ".join(p for p in parts if p)
     for name, tensor in built.items():
         if tuple(saved[name].shape) != tuple(tensor.shape):
             return f"{name} is {tuple(saved[name].shape)} there, {tuple(tensor.shape)} here"
     return ""
+
+
+def _some(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def _optimiser_difference(saved: list[dict], method: torch.nn.Module) -> str:

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from faceswaplab.callbacks import AtomicCheckpointIO, Preview, scalar_metrics
 from faceswaplab.errors import ConfigError
 from faceswaplab.loggers import finish_wandb_runs
-from faceswaplab.resume import check_resume
+from faceswaplab.resume import check_resume, initialise_from
 from faceswaplab.runs import RunDir
 from faceswaplab.system import usable_cpus
 
@@ -115,6 +115,10 @@ def cpu_threads(setting: int | str | None, workers: int, processes: int = 1) -> 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training (or set-up) run from a composed config; returns its metrics and the files it wrote.
 
+    ``init_from`` (a run directory or ``.ckpt``) starts a fresh run from another run's weights (a pretrained
+    model): weights only, the method and architecture checked as for a resume. A resume (``ckpt_path``, or this
+    run's own last checkpoint) wins: a rerun continues its own training and ``init_from`` is not read.
+
     Rerunning into a run directory that holds a last checkpoint continues from it: weights, optimisers,
     schedulers, image pools, epoch and step; every epoch reseeds its RNGs from (seed, epoch), so the resumed run
     ends exactly where an uninterrupted one would. Before anything is written the config is checked
@@ -135,6 +139,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"finetune: {cls.__name__} has no few-shot fine-tuning (method=fewshot has)")
         if not cfg.get("ckpt_path"):
             raise ConfigError("finetune: give the meta-learning run to start from, ckpt_path=<run dir or .ckpt>")
+    init_from = cfg.get("init_from")
+    if init_from and finetune:
+        raise ConfigError("init_from: few-shot fine-tuning starts from ckpt_path; give only that")
     ckpt_path = resume_checkpoint(cfg, run)
     if finetune:
         meta = ckpt_path
@@ -151,6 +158,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = method.finetune_setup(finetune, meta, datamodule)
     if ckpt_path:
         check_resume(cfg, method, ckpt_path)  # before anything in the run directory changes
+        if init_from:
+            log.info("init_from=%s not used: resuming %s", init_from, ckpt_path)
+    elif init_from:
+        log.info("weights from %s (fresh optimiser, step 0)", initialise_from(method, init_from))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(

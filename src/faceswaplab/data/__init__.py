@@ -19,7 +19,8 @@ _EXPORTS = {
     "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
         "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",
-        "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities", "ShardedIdentity",
+        "Pool", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities",
+        "ShardedIdentity",
         "SyntheticIdentities", "SyntheticIdentity", "read_index",
     ),
 }

@@ -40,7 +40,7 @@ from faceswaplab.data.datasets import (
     describe,
     plain as _plain,
 )
-from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_init
+from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_init, yaw_bins
 from faceswaplab.errors import ConfigError
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
 from faceswaplab.faces.occlusion import check_mask_kind, visibility_model
@@ -74,6 +74,10 @@ class FaceDataModule(pl.LightningDataModule):
     mask: ``hull`` (the landmark hull), ``segment`` or ``parse`` (the hull less what covers the face: hands,
     hair, glasses; see :mod:`faceswaplab.faces.occlusion`); the batches' ``mask`` keys, which the methods' masked
     losses read.
+    yaw_balanced: pair mode, training split: draw each side's faces so that head yaw is flat over `yaw_bins`
+    equal-width bins of its range (DeepFaceLab's ``uniform_yaw``: profiles, rare in most footage, are seen as often
+    as frontal faces). Yaw is the ground truth of synthetic renders and estimated from the landmarks of other faces
+    (:meth:`~faceswaplab.data.datasets.base.FaceSource.yaws`). An epoch keeps its length; rare poses repeat.
 
     Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
 
@@ -114,6 +118,8 @@ class FaceDataModule(pl.LightningDataModule):
         forehead: float = DEFAULT_FOREHEAD,
         group_size: int = 1,
         mask: str = "hull",
+        yaw_balanced: bool = False,
+        yaw_bins: int = 8,
     ):
         super().__init__()
         if mode not in ("pair", "many"):
@@ -144,6 +150,10 @@ class FaceDataModule(pl.LightningDataModule):
         self.forehead = float(forehead)
         self.group_size = int(group_size)
         self.mask = check_mask_kind(str(mask), "data.mask")
+        self.yaw_balanced, self.yaw_bins = bool(yaw_balanced), int(yaw_bins)
+        if self.yaw_balanced and (mode != "pair" or self.yaw_bins < 1):
+            raise ConfigError(f"data.yaw_balanced: needs mode=pair and yaw_bins >= 1, got mode={mode}, "
+                              f"yaw_bins={yaw_bins}")
         self._configure(self.A, self.B, self.identity_set)
         self.sources: list[FaceSource] = []
         self.splits: dict[str, dict[str, list]] = {}
@@ -326,7 +336,10 @@ class FaceDataModule(pl.LightningDataModule):
             parts = self._per_identity[split]
             seed = self.seed + SPLITS.index(split) * 1_000_003
             if self.mode == "pair":
-                self._samplers[key] = PairSampler(len(parts[0]), len(parts[1]), shuffle, seed)
+                bins = None
+                if self.yaw_balanced and split == "train" and shuffle:
+                    bins = tuple(yaw_bins(d.source.yaws(d.ids), self.yaw_bins) for d in parts)
+                self._samplers[key] = PairSampler(len(parts[0]), len(parts[1]), shuffle, seed, bins)
             else:
                 self._samplers[key] = ManySampler([len(d) for d in parts], shuffle, seed, self.group_size)
         return self._samplers[key]

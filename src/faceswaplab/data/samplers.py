@@ -27,6 +27,31 @@ def _permutations(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([rng.permutation(n) for _ in range(reps)])[:length]
 
 
+def yaw_bins(yaws, bins: int) -> np.ndarray:
+    """The bin of each yaw (degrees) among `bins` equal-width bins spanning the yaws' range, (N,) int. A yaw that
+    could not be estimated (NaN) counts as the median one."""
+    yaws = np.asarray(yaws, float)
+    finite = np.isfinite(yaws)
+    yaws = np.where(finite, yaws, np.median(yaws[finite]) if finite.any() else 0.0)
+    lo, hi = (yaws.min(), yaws.max()) if len(yaws) else (0.0, 0.0)
+    if hi <= lo:
+        return np.zeros(len(yaws), int)
+    return np.minimum(((yaws - lo) / (hi - lo) * bins).astype(int), bins - 1)
+
+
+def _balanced(bin_of: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """`length` indices drawing every non-empty bin equally often (fresh permutations of the bins), and within a
+    bin its samples in fresh permutations: DeepFaceLab's uniform_yaw sampling, as a fixed-length epoch."""
+    groups = [np.flatnonzero(bin_of == b) for b in np.unique(bin_of)]
+    which = _permutations(len(groups), length, rng)  # (length,) the bin of every draw
+    out = np.empty(length, int)
+    for g, members in enumerate(groups):
+        slots = np.flatnonzero(which == g)
+        if len(slots):
+            out[slots] = members[_permutations(len(members), len(slots), rng)]
+    return out
+
+
 class _EpochSampler(Sampler):
     """Base of the samplers: an epoch counter (Lightning calls `set_epoch`; plain loops advance it per pass)."""
 
@@ -51,13 +76,18 @@ class _EpochSampler(Sampler):
 
 
 class PairSampler(_EpochSampler):
-    """Yields ``(i_A, i_B, aug_seed)``: max(len_a, len_b) items per epoch, A and B permuted independently."""
+    """Yields ``(i_A, i_B, aug_seed)``: max(len_a, len_b) items per epoch, A and B permuted independently.
 
-    def __init__(self, len_a: int, len_b: int, shuffle: bool = True, seed: int = 0):
+    `bins` (shuffled only): each side's bin of every sample, e.g. :func:`yaw_bins`; every side then draws its
+    non-empty bins equally often (pose-balanced batches) instead of every sample once per pass."""
+
+    def __init__(self, len_a: int, len_b: int, shuffle: bool = True, seed: int = 0,
+                 bins: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__(shuffle, seed)
         if len_a < 1 or len_b < 1:
             raise ValueError(f"both identities need samples in this split (A has {len_a}, B has {len_b})")
         self.len_a, self.len_b = len_a, len_b
+        self.bins = bins
 
     def __len__(self) -> int:
         return max(self.len_a, self.len_b)
@@ -65,7 +95,9 @@ class PairSampler(_EpochSampler):
     def __iter__(self):
         n = len(self)
         rng = self._rng()
-        if self.shuffle:
+        if self.shuffle and self.bins is not None:
+            ia, ib = _balanced(self.bins[0], n, rng), _balanced(self.bins[1], n, rng)
+        elif self.shuffle:
             ia, ib = _permutations(self.len_a, n, rng), _permutations(self.len_b, n, rng)
         else:
             ia, ib = np.arange(n) % self.len_a, np.arange(n) % self.len_b

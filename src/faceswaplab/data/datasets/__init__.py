@@ -12,7 +12,8 @@ send to DataLoader workers.
   first use (resumable), then read like a prepared folder.
 
 *Identity sets* give many sources at once for the many-identity mode: :class:`SyntheticIdentities`,
-:class:`PreparedIdentities`, :class:`RawIdentities` (a folder of identity folders, CelebA-style).
+:class:`PreparedIdentities`, :class:`RawIdentities` (a folder of identity folders, CelebA-style). :class:`Pool`
+makes one source of an identity set (a pair method pretrained on a population).
 
 Splits of real faces group samples by source file, and video frames by blocks of ``split_block_s`` seconds, so
 near duplicate frames never straddle train and held-out splits; held-out frames closer than ``split_gap_s`` seconds
@@ -22,6 +23,7 @@ to a training block are dropped as well. Groups are assigned to splits by a seed
 from faceswaplab.data.datasets.base import FaceSource, HeldOut, IdentitySet, plain
 from faceswaplab.data.datasets.prepared import (INDEX_FILE, FacesAsIdentities, PreparedIdentities, PreparedIdentity,
                                                 read_index)
+from faceswaplab.data.datasets.pool import Pool
 from faceswaplab.data.datasets.shards import ShardedIdentities, ShardedIdentity, write_shards
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
@@ -30,8 +32,8 @@ from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, P
 
 __all__ = [
     "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset",
-    "PairDataset", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "ShardedIdentities",
-    "ShardedIdentity",
+    "PairDataset", "Pool", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity",
+    "ShardedIdentities", "ShardedIdentity",
     "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
     "read_index", "split_counts", "write_shards",
 ]

@@ -9,6 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 
+YAW_SIZE = 64  # px at which FaceSource.yaws loads samples (landmarks scale with the crop; the angle does not)
+
+
 class FaceSource:
     """One identity's faces. Subclasses implement `name`, `sample_ids`, `split` and `load`."""
 
@@ -34,6 +37,29 @@ class FaceSource:
     def has_pose(self) -> bool:
         return False
 
+    def yaws(self, ids: Sequence) -> np.ndarray:
+        """Head yaw in degrees of the samples `ids`, (N,) float (yaw-balanced sampling): the source's ground-truth
+        pose where it has one, else estimated from the 68 landmarks (see :func:`landmark_yaws`). Loads every sample
+        at 64 px; sources that know their poses or landmarks without loading images override it."""
+        raws = [self.load(i, YAW_SIZE) for i in ids]
+        if raws and all("pose" in r for r in raws):
+            return np.array([float(r["pose"][0]) for r in raws])
+        return landmark_yaws([r["landmarks"] for r in raws], [YAW_SIZE] * len(raws))
+
+
+
+def landmark_yaws(landmarks: Sequence, sizes: Sequence[int]) -> np.ndarray:
+    """Yaw in degrees of (68, 2) crop-pixel landmarks of square crops of `sizes` px: the 3D mean face fitted by
+    solvePnP (:func:`faceswaplab.metrics.attributes.head_pose`; within about a degree of the synthetic renderer's
+    ground truth). NaN where the fit fails."""
+    from faceswaplab.metrics.attributes import head_pose
+
+    out = np.full(len(landmarks), np.nan)
+    for size in set(int(s) for s in sizes):
+        rows = [k for k, s in enumerate(sizes) if int(s) == size]
+        out[rows] = head_pose(np.asarray([landmarks[k] for k in rows], np.float32), size)[:, 0].numpy()
+    return out
+
 
 class HeldOut(FaceSource):
     """`source` kept out of training: its train split is empty, its val and test splits are the source's own (so
@@ -58,6 +84,9 @@ class HeldOut(FaceSource):
 
     def load(self, sample_id, size: int) -> dict[str, np.ndarray]:
         return self.source.load(sample_id, size)
+
+    def yaws(self, ids: Sequence) -> np.ndarray:
+        return self.source.yaws(ids)
 
     @property
     def has_pose(self) -> bool:

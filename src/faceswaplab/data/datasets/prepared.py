@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from faceswaplab.data.datasets.base import FaceSource, IdentitySet, plain
+from faceswaplab.data.datasets.base import FaceSource, IdentitySet, landmark_yaws, plain
 from faceswaplab.data.datasets.splits import SPLITS, _name_seed, split_counts
 from faceswaplab.images import resize_face
 
@@ -172,6 +172,12 @@ class PreparedIdentity(FaceSource):
             raise ValueError(f"{self.folder / INDEX_FILE}: landmarks_crop of {rec['crop']} has shape {lm.shape}")
         image, lm = resize_face(image, lm, size)
         return {"image": image, "landmarks": lm}
+
+    def yaws(self, ids) -> np.ndarray:
+        """Yaw estimated from the index's crop landmarks (:func:`landmark_yaws`), no image read."""
+        recs = [self.records[i] for i in ids]
+        sizes = [rec.get("size") or self._image(rec).shape[0] for rec in recs]
+        return landmark_yaws([rec["landmarks_crop"] for rec in recs], sizes)
 
     def __repr__(self):
         return f"{type(self).__name__}(path={str(self.path)!r}, identity={self.identity!r})"

@@ -54,6 +54,10 @@ class SyntheticIdentity(FaceSource):
     def sample_ids(self) -> list[int]:
         return list(range(self.num_samples))
 
+    def yaws(self, ids) -> np.ndarray:
+        """The renderer's ground-truth yaw of renders `ids` (drawn without rendering)."""
+        return np.array([self.renderer.sample_pose(self.identity, int(i))[0] for i in ids], float)
+
     def split(self, fractions, seed):
         n_train, n_val, _ = split_counts(self.num_samples, fractions)
         ids = self.sample_ids()

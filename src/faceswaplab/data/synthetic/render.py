@@ -82,9 +82,7 @@ class SyntheticFaces:
         `occlusion` of the renders has an occluder (a kind of :data:`OCCLUDERS` at random) over the face; it
         comes from its own random stream, so the rest of a render does not depend on the rate.
         """
-        if identity < 0 or index < 0:
-            raise ValueError(f"identity and index must be >= 0, got identity={identity}, index={index}")
-        rng = np.random.default_rng([self.seed, int(identity), int(index), 2])
+        rng = self._sample_rng(identity, index)
         pose = rng.uniform(-1, 1, 3) * [max_yaw, max_pitch, max_roll]
         expression = np.where(rng.uniform(size=4) < [0.45, 0.45, 0.4, 0.15], rng.uniform(size=4), 0.0)
         expression[3] = 0.3 + 0.7 * expression[3] if expression[3] > 0 else 0.0  # blinks are mostly closed
@@ -95,6 +93,18 @@ class SyntheticFaces:
             background=random_background(rng), scale=1.0 + rng.uniform(-0.05, 0.05),
             shift=tuple(rng.uniform(-0.03, 0.03, 2)), gaze=tuple(rng.uniform(-0.6, 0.6, 2)), occluder=occluder,
             occluder_rng=occ_rng)
+
+    def sample_pose(self, identity: int, index: int, *, max_yaw: float = 35.0, max_pitch: float = 20.0,
+                    max_roll: float = 15.0) -> np.ndarray:
+        """The pose (yaw, pitch, roll degrees, (3,) float32) that :meth:`sample` renders image `index` of
+        `identity` at, without rendering it."""
+        pose = self._sample_rng(identity, index).uniform(-1, 1, 3) * [max_yaw, max_pitch, max_roll]
+        return pose.astype(np.float32)
+
+    def _sample_rng(self, identity: int, index: int) -> np.random.Generator:
+        if identity < 0 or index < 0:
+            raise ValueError(f"identity and index must be >= 0, got identity={identity}, index={index}")
+        return np.random.default_rng([self.seed, int(identity), int(index), 2])
 
     def render(self, identity: int | Identity, size: int = 128, *, pose=(0.0, 0.0, 0.0),
                expression=(0.0, 0.0, 0.0, 0.0), light: Light | None = None,

@@ -37,6 +37,7 @@ from faceswaplab.data.datasets import (
     IdentitySet,
     ManyDataset,
     PairDataset,
+    SampleCache,
     describe,
     plain as _plain,
 )
@@ -78,6 +79,8 @@ class FaceDataModule(pl.LightningDataModule):
     equal-width bins of its range (DeepFaceLab's ``uniform_yaw``: profiles, rare in most footage, are seen as often
     as frontal faces). Yaw is the ground truth of synthetic renders and estimated from the landmarks of other faces
     (:meth:`~faceswaplab.data.datasets.base.FaceSource.yaws`). An epoch keeps its length; rare poses repeat.
+    ram_cache_mb: keep loaded samples (renders, decoded crops; before augmentation) in each process's memory up to
+    this many megabytes (:class:`~faceswaplab.data.datasets.torch_datasets.SampleCache`); 0: load every time.
 
     Two synthetic identities in pair mode (batch keys of :mod:`faceswaplab.data.schema`):
 
@@ -120,6 +123,7 @@ class FaceDataModule(pl.LightningDataModule):
         mask: str = "hull",
         yaw_balanced: bool = False,
         yaw_bins: int = 8,
+        ram_cache_mb: float = 0.0,
     ):
         super().__init__()
         if mode not in ("pair", "many"):
@@ -154,6 +158,7 @@ class FaceDataModule(pl.LightningDataModule):
         if self.yaw_balanced and (mode != "pair" or self.yaw_bins < 1):
             raise ConfigError(f"data.yaw_balanced: needs mode=pair and yaw_bins >= 1, got mode={mode}, "
                               f"yaw_bins={yaw_bins}")
+        self.sample_cache = SampleCache(float(ram_cache_mb)) if ram_cache_mb else None
         self._configure(self.A, self.B, self.identity_set)
         self.sources: list[FaceSource] = []
         self.splits: dict[str, dict[str, list]] = {}
@@ -251,7 +256,7 @@ class FaceDataModule(pl.LightningDataModule):
         for split in SPLITS:
             per_id = [
                 FaceDataset(src, self.splits[src.name][split], k, self.image_size,
-                            self.augment if split == "train" else None, self.forehead, self.mask)
+                            self.augment if split == "train" else None, self.forehead, self.mask, self.sample_cache)
                 for k, src in enumerate(self.sources)
             ]
             self.datasets[split] = PairDataset(*per_id) if self.mode == "pair" else ManyDataset(per_id)

@@ -28,11 +28,11 @@ from faceswaplab.data.datasets.shards import ShardedIdentities, ShardedIdentity,
 from faceswaplab.data.datasets.raw import RawIdentities, RawIdentity, prepare_cached, prepared_cache_dir
 from faceswaplab.data.datasets.splits import SPLITS, describe, split_counts
 from faceswaplab.data.datasets.synthetic import SyntheticIdentities, SyntheticIdentity
-from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset
+from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, PairDataset, SampleCache
 
 __all__ = [
     "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset",
-    "PairDataset", "Pool", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity",
+    "PairDataset", "Pool", "PreparedIdentities", "SampleCache", "PreparedIdentity", "RawIdentities", "RawIdentity",
     "ShardedIdentities", "ShardedIdentity",
     "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
     "read_index", "split_counts", "write_shards",

@@ -17,6 +17,36 @@ from faceswaplab.faces.occlusion import check_mask_kind, occlusion_aware_mask
 from faceswaplab.images import to_tensor
 
 
+class SampleCache:
+    """Loaded samples (a source's ``load`` output, before augmentation) kept in this process's memory up to
+    `max_mb` megabytes, then no more: a synthetic render or a decoded crop is made once per process, not once per
+    epoch. The arrays are made read-only so that no later step can change what the next epoch gets. Pickling
+    (to loader workers) drops the contents: each process fills its own."""
+
+    def __init__(self, max_mb: float = 0.0):
+        self.max_bytes = int(max_mb * 2**20)
+        self.bytes = 0
+        self.items: dict = {}
+
+    def __getstate__(self):
+        return {"max_bytes": self.max_bytes, "bytes": 0, "items": {}}
+
+    def get(self, key, load):
+        """``load()``, or what it returned for `key` before."""
+        hit = self.items.get(key)
+        if hit is not None:
+            return hit
+        raw = load()
+        size = sum(v.nbytes for v in raw.values() if isinstance(v, np.ndarray))
+        if self.bytes + size <= self.max_bytes:
+            for v in raw.values():
+                if isinstance(v, np.ndarray):
+                    v.setflags(write=False)
+            self.items[key] = raw
+            self.bytes += size
+        return raw
+
+
 class FaceDataset(Dataset):
     """The samples `ids` of one source as schema fields (unsuffixed keys), resized to `image_size`.
 
@@ -24,7 +54,8 @@ class FaceDataset(Dataset):
     with a generator seeded by `aug_seed`, so results do not depend on the worker that loads them. Masks and part
     maps are computed from the final landmarks (hull and regions of :mod:`faceswaplab.faces.masks`); with
     `mask` ``segment`` or ``parse`` the hull loses what covers the face (:mod:`faceswaplab.faces.occlusion`). A
-    source's ground-truth ``visible`` mask follows the image through the augmentation's geometry.
+    source's ground-truth ``visible`` mask follows the image through the augmentation's geometry. `cache` keeps
+    loaded samples in memory (:class:`SampleCache`, shared by the datasets of one data module).
     """
 
     def __init__(
@@ -36,6 +67,7 @@ class FaceDataset(Dataset):
         augment: Augment | None = None,
         forehead: float = DEFAULT_FOREHEAD,
         mask: str = "hull",
+        cache: SampleCache | None = None,
     ):
         if not 16 <= image_size <= 1024:
             raise ValueError(f"image_size must be within 16..1024, got {image_size}")
@@ -46,6 +78,7 @@ class FaceDataset(Dataset):
         self.image_size = int(image_size)
         self.augment = augment
         self.forehead = float(forehead)
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,11 +87,15 @@ class FaceDataset(Dataset):
         i, aug_seed = item if isinstance(item, tuple) else (item, -1)
         i = int(i)
         size = self.image_size
-        raw = self.source.load(self.ids[i], size)
+        sample_id = self.ids[i]
+        if self.cache is None:
+            raw = self.source.load(sample_id, size)
+        else:
+            raw = self.cache.get((self.source.name, sample_id, size), lambda: self.source.load(sample_id, size))
         image = to_tensor(raw["image"])[None]  # (1, 3, S, S)
-        lm = torch.from_numpy(np.asarray(raw["landmarks"], np.float32))[None]  # (1, 68, 2)
-        pose = torch.from_numpy(raw["pose"]).float() if "pose" in raw else None
-        visible = torch.from_numpy(np.asarray(raw["visible"], np.float32))[None, None] if "visible" in raw else None
+        lm = torch.tensor(np.asarray(raw["landmarks"]), dtype=torch.float32)[None]  # (1, 68, 2); copies (see cache)
+        pose = torch.tensor(raw["pose"], dtype=torch.float32) if "pose" in raw else None
+        visible = torch.tensor(np.asarray(raw["visible"]), dtype=torch.float32)[None, None] if "visible" in raw else None
         if self.augment is not None and aug_seed is not None and aug_seed >= 0:
             if visible is not None:  # the same draws (geometry comes before colour), without the colour jitter
                 geometry = dataclasses.replace(self.augment, brightness=0.0, contrast=0.0, saturation=0.0)
@@ -83,7 +120,7 @@ class FaceDataset(Dataset):
         if pose is not None:
             out[S.POSE] = pose
         if "expression" in raw:
-            out[S.EXPRESSION] = torch.from_numpy(raw["expression"]).float()
+            out[S.EXPRESSION] = torch.tensor(raw["expression"], dtype=torch.float32)
         if visible is not None:
             out[S.VISIBLE] = visible[0].clamp(0, 1)
         return out

@@ -130,6 +130,7 @@ class _Segments:
                 except Exception:  # noqa: BLE001 - already failing
                     pass
                 Path(self.writer.path).unlink(missing_ok=True)
+                self.writer = None
 
     def _work(self) -> None:
         try:

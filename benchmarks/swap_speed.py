@@ -169,9 +169,11 @@ def main(argv: list[str] | None = None) -> None:
         "a region of three face widths around the last face with the detector (about 47 ms at 720p); the new one "
         "refits the 68-point shape predictor in the box carried from the last frame (about a millisecond), checked "
         "by motion, size and grey-patch correlation (`benchmarks/landmark_tracking.md` compares its landmarks with "
-        "per-frame detection). Two cores are shared by the swapping thread, the paste threads, libx264's threads "
-        "and the decoder, so on a loaded machine the new path loses more than the old one, which used one core; "
-        "the load averages above say which case the rows were measured in.",
+        "per-frame detection); \"track\" includes those whole-frame searches (about 340 ms each, 11 ms per frame). "
+        "frames/s include loading the method and the face models and the final mux. The two cores are shared with "
+        "other work: the load averages above say how much of them the runs had (at a load of 5 about a third), "
+        "so the absolute frames/s are lower than on quiet cores, and the new / old ratio of alternating runs is "
+        "the figure to compare.",
         "",
     ]
     text = "\n".join(lines)

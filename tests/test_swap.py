@@ -27,9 +27,10 @@ def source(media):
     return str(media / "photos" / "biden" / "fr_biden.jpg")
 
 
-def make_clip(media, path, frames=16, size=(240, 240), rate=Fraction(30), audio=True, blank=0):
+def make_clip(media, path, frames=16, size=(240, 240), rate=Fraction(30), audio=True, blank=0, blank_at=()):
     """A short H.264 clip cut from a real video: `frames` frames resized to `size`, encoded at `rate`, with the
-    source's audio packets for the same duration; the first `blank` frames are a flat grey (no face)."""
+    source's audio packets for the same duration; the first `blank` frames and those in `blank_at` are a flat
+    grey (no face)."""
     src = av.open(str(media / "videos" / "lp_d18_man_expressions.mp4"))
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=rate)
@@ -43,7 +44,7 @@ def make_clip(media, path, frames=16, size=(240, 240), rate=Fraction(30), audio=
         if i == frames:
             break
         img = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
-        if i < blank:
+        if i < blank or i in blank_at:
             img[:] = 128
         for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
             out.mux(p)

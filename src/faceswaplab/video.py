@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,6 +68,53 @@ def iter_frames(path: str | os.PathLike) -> Iterator[tuple[int, int | None, np.n
         s.thread_type = "AUTO"
         for index, frame in enumerate(c.decode(s)):
             yield index, frame.pts, frame.to_ndarray(format="rgb24")
+
+
+def prefetch(items: Iterator, size: int) -> Iterator:
+    """Run the iterator `items` in a background thread, at most `size` items ahead of the consumer.
+
+    Items come out in order; an exception raised by `items` is raised here at its place in the sequence. When
+    the consumer stops early (break, an exception, close), the thread stops and closes `items`.
+    """
+    q: queue.Queue = queue.Queue(max(size, 1))
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class SegmentWriter:

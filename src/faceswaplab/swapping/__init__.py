@@ -12,6 +12,12 @@ method's crop size -> swap the crop with the method -> face-hull mask from the t
 blurred by fractions of the face width) -> colour transfer -> paste back through the inverse similarity
 (``blend=seamless`` Poisson clone under a feathered alpha, or ``feather``) -> label -> write.
 
+Videos run faster than frame by frame, with the same frames out: between whole-frame searches (every
+``video.redetect_every`` frames) the landmarks are refitted in the box the last frame's face gives, without the
+detector (``video.track``; a refit that moved, grew or changed its look too much falls back to the detector);
+the faces of ``video.batch_size`` frames go through the method in one call; ``video.workers`` threads paste them
+back while the next batch is swapped, and decoding and encoding run in threads of their own.
+
 Outputs: an image is written in the format of its suffix (PNG, JPEG, WebP); a video keeps its resolution, frame
 rate, frame count, time stamps and audio track (H.264; the audio packets are copied, or re-encoded to AAC when the
 container cannot hold them). Folders are processed recursively into the same relative paths. Every output is

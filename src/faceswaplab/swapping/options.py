@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +55,11 @@ class VideoOptions:
     preset: str = "fast"
     segment_frames: int = 250  # frames per resumable segment
     redetect_every: int = 30  # search the whole frame at least this often; in between, near the last faces
+    track: bool = True  # between those searches refit the last frame's landmarks without detecting (checked)
+    track_similarity: float = 0.8  # least correlation of the refitted face's grey patch with the last one
+    batch_size: int = 8  # frames whose faces the method swaps in one call
+    workers: int = 2  # threads pasting faces back while the next frames are swapped; 0: all in one thread,
+    # else decoding and encoding run in threads of their own too
     max_frames: int | None = None  # convert only the first N frames (the audio is cut to match)
 
 
@@ -138,10 +146,35 @@ class SwapOptions:
             raise ValueError(f"direction must be AtoB or BtoA, got {self.direction!r}")
         if self.select == "reference" and not self.reference:
             raise ValueError("select=reference needs reference=<photo of the person to swap>")
-        if self.video.segment_frames < 1:
-            raise ValueError("video.segment_frames must be >= 1")
+        for name in ("segment_frames", "batch_size"):
+            if getattr(self.video, name) < 1:
+                raise ValueError(f"video.{name} must be >= 1, got {getattr(self.video, name)}")
+        if self.video.workers < 0:
+            raise ValueError(f"video.workers must be >= 0, got {self.video.workers}")
         if self.c2pa.enabled and not (self.c2pa.sign_cert and self.c2pa.private_key):
             raise ValueError("C2PA signing needs both c2pa.sign_cert and c2pa.private_key")
+
+
+class StageTimes:
+    """Seconds spent in each stage of a video swap (decode, track, align, swap, paste, encode), summed over the
+    threads that run them; ``with times("swap"): ...`` adds one block's wall time."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+
+    def __repr__(self) -> str:
+        return f"StageTimes({', '.join(f'{k}={v:.3f}s' for k, v in self.seconds.items())})"
 
 
 @dataclass
@@ -156,6 +189,8 @@ class SwapSummary:
     frames_without_face: int = 0  # frames copied unchanged (videos) or images skipped for lack of a face
     skipped: dict[str, str] = field(default_factory=dict)  # input -> reason (unreadable, no face, exists ...)
     resumed_segments: int = 0
+    stages: StageTimes = field(default_factory=lambda: StageTimes())  # videos: seconds per stage of the swap
+
 
     def __str__(self) -> str:
         return (f"wrote {self.images} images and {self.videos} videos; swapped {self.faces} faces in "

@@ -118,8 +118,8 @@ class FaceSwapper:
 
     # ---- per frame
 
-    def find(self, frame: np.ndarray, pad: Any = None, near: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """The (68, 2) landmarks of the faces to swap in `frame`, largest first.
+    def faces(self, frame: np.ndarray, pad: Any = None, near: list[np.ndarray] | None = None) -> list:
+        """The faces (:class:`~faceswaplab.faces.backends.Face`) to swap in `frame`, largest first.
 
         `near`: boxes where faces were in the previous frame; the search looks around them first (much cheaper
         than the whole frame) and falls back to the whole frame when it finds nothing there.
@@ -132,12 +132,12 @@ class FaceSwapper:
             return []
         faces.sort(key=lambda f: -f.area)
         if self.opts.select == "all":
-            return [f.landmarks for f in faces]
+            return faces
         if self.opts.select == "largest":
-            return [faces[0].landmarks]
+            return faces[:1]
         dist = [float(np.linalg.norm(self.encoder(frame, f) - self.reference)) for f in faces]
         best = int(np.argmin(dist))
-        return [faces[best].landmarks] if dist[best] <= self.opts.tolerance else []
+        return [faces[best]] if dist[best] <= self.opts.tolerance else []
 
     def _detect_near(self, frame: np.ndarray, boxes: list[np.ndarray]) -> list:
         """Faces found in regions of three times each box's size around it, in frame coordinates."""
@@ -159,40 +159,51 @@ class FaceSwapper:
                     found.append(f)
         return found
 
-    def __call__(self, frame: np.ndarray, tracker: FaceTracker | None = None, dt: float = 1 / 30,
-                 pad: Any = None, index: int = 0) -> tuple[np.ndarray, int]:
-        """Swap the chosen faces of one image or frame: ``(new frame, number of faces swapped)``.
+    def locate(self, frame: np.ndarray, tracker: FaceTracker | None = None, dt: float = 1 / 30, pad: Any = None,
+               index: int = 0) -> list[np.ndarray]:
+        """The (68, 2) landmarks of the faces to swap in `frame`, largest first.
 
-        In videos pass the `tracker` (smoothing, and the search near the previous faces: every
-        ``video.redetect_every`` frames the whole frame is searched again, for faces that appeared), the frame
-        interval `dt` and the frame `index`.
+        In videos pass the `tracker` (smoothing, and the search from the previous faces), the frame interval `dt`
+        and the frame `index`. Every ``video.redetect_every`` frames the whole frame is searched (for faces that
+        appeared); in between, with ``video.track``, the tracked faces' landmarks are refitted in place (no
+        detector, see :meth:`FaceTracker.follow`), and when that fails the detector searches near them, then the
+        whole frame.
         """
-        near = None
-        if tracker is not None and index % max(self.opts.video.redetect_every, 1):
-            near = tracker.boxes()
-        landmarks = self.find(frame, pad, near)
-        if tracker is not None:
-            landmarks = tracker(landmarks, dt)
-        out = self.swap_faces(frame, landmarks) if landmarks else frame
-        if self.opts.label.visible:
-            from faceswaplab.provenance import draw_label
+        if tracker is None:
+            return [f.landmarks for f in self.faces(frame, pad)]
+        v = self.opts.video
+        redetect = index % max(v.redetect_every, 1) == 0
+        if not redetect and v.track:
+            found = tracker.follow(frame, self.backend.landmarks, dt, v.track_similarity)
+            if found is not None:
+                return found
+        faces = self.faces(frame, pad, None if redetect else tracker.boxes())
+        return tracker([f.landmarks for f in faces], dt, [f.box for f in faces], frame)
 
-            out = draw_label(out, self.opts.label.text, self.opts.label.corner)
-        return out, len(landmarks)
+    def align(self, frame: np.ndarray, landmarks: list[np.ndarray]) -> list[tuple]:
+        """Aligned crops of the faces with these landmarks: ``[(crop, transform, crop landmarks), ...]``."""
+        from faceswaplab.faces.alignment import align_face
 
-    def swap_faces(self, frame: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
-        """Swap the faces with these landmarks (each (68, 2) in frame pixels) and blend them into a copy."""
+        return [align_face(frame, lm, self.size, self.opts.margin) for lm in landmarks]
+
+    def swap_aligned(self, aligned: list[list[tuple]]) -> list[list[tuple]]:
+        """Swap the aligned faces of several frames (:meth:`align` of each) in one call of the method.
+
+        Returns per frame ``[(crop, transform, crop landmarks, swapped face (S, S, 3) uint8), ...]``.
+        """
         import torch
 
-        from faceswaplab.faces.alignment import align_face
         from faceswaplab.images import to_image, to_tensor
 
-        crops, transforms, crop_lms = zip(*(align_face(frame, lm, self.size, self.opts.margin) for lm in landmarks))
+        flat = [a for per_frame in aligned for a in per_frame]
+        if not flat:
+            return [[] for _ in aligned]
+        crops, _, crop_lms = zip(*flat)
+        n = len(crops)
         target = to_tensor(np.stack(crops)).to(self.device)  # (N, 3, S, S)
         target_lm = torch.as_tensor(np.stack(crop_lms), dtype=torch.float32, device=self.device)  # (N, 68, 2)
         kwargs: dict[str, Any] = {"target_landmarks": target_lm}
         if self.needs_source:
-            n = len(crops)
             source = to_tensor(self.source_crop)[None].expand(n, -1, -1, -1).to(self.device)
             source_lm = torch.as_tensor(self.source_landmarks, device=self.device)
             kwargs["source_landmarks"] = source_lm[None].expand(n, -1, -1)
@@ -200,11 +211,27 @@ class FaceSwapper:
             source = None
             kwargs["direction"] = self.opts.direction
         with torch.inference_mode():
-            swapped = to_image(self.method.swap(target, source, **kwargs))  # (N, S, S, 3)
-        out = frame.copy()
-        for crop, m, lm, face in zip(crops, transforms, crop_lms, swapped):
+            swapped = iter(to_image(self.method.swap(target, source, **kwargs)))  # (N, S, S, 3)
+        return [[(*a, next(swapped)) for a in per_frame] for per_frame in aligned]
+
+    def paste(self, frame: np.ndarray, faces: list[tuple]) -> np.ndarray:
+        """`frame` with the swapped faces (:meth:`swap_aligned` of it) blended into a copy, and the label."""
+        out = frame.copy() if faces else frame
+        for crop, m, lm, face in faces:
             out = self._blend(out, crop, face, m, lm)
+        if self.opts.label.visible:
+            from faceswaplab.provenance import draw_label
+
+            out = draw_label(out, self.opts.label.text, self.opts.label.corner)
         return out
+
+    def __call__(self, frame: np.ndarray, tracker: FaceTracker | None = None, dt: float = 1 / 30,
+                 pad: Any = None, index: int = 0) -> tuple[np.ndarray, int]:
+        """Swap the chosen faces of one image or frame: ``(new frame, number of faces swapped)`` (arguments as
+        :meth:`locate`)."""
+        landmarks = self.locate(frame, tracker, dt, pad, index)
+        faces = self.swap_aligned([self.align(frame, landmarks)])[0]
+        return self.paste(frame, faces), len(landmarks)
 
     def _blend(self, frame, crop, face, m, lm) -> np.ndarray:
         return paste_back(frame, crop, face, m, lm, self.size, self.opts)

@@ -38,6 +38,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -164,6 +165,15 @@ class StepTimer(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         synchronize(self.device)
         self._last = (time.perf_counter(), time.process_time())
+
+    @contextmanager
+    def excluded(self):
+        """Leave the time spent inside out of the step being timed (work done between or beside the steps)."""
+        synchronize(self.device)
+        t0 = (time.perf_counter(), time.process_time())
+        yield
+        synchronize(self.device)
+        self._last = (self._last[0] + time.perf_counter() - t0[0], self._last[1] + time.process_time() - t0[1])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0 and self.count_flops:

@@ -249,6 +249,7 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
         s_per_step=step_s,
         s_per_step_median=statistics.median(timer.wall),
         step_s=[round(t, 4) for t in timer.wall],
+        cpu_step_s=[round(t, 4) for t in timer.cpu],
         cpu_s_per_step=sum(timer.cpu) / len(timer.cpu),
         images_per_s=per_step / step_s,
         gflops=flops / 1e9 / step_s if timer.flops else None,

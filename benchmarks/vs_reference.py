@@ -191,6 +191,7 @@ class Alternate(Callback):
     def __init__(self, reference, warmup: int):
         self.reference, self.warmup = reference, warmup
         self.wall: list[float] = []
+        self.cpu: list[float] = []
         self.flops = 0
         self.timer: StepTimer | None = None
 
@@ -205,10 +206,11 @@ class Alternate(Callback):
                     self.reference.step(*inputs)
                 self.flops = counter.get_total_flops()
                 return
-            t0 = time.perf_counter()
+            t0 = (time.perf_counter(), time.process_time())
             self.reference.step(*inputs)
             if batch_idx >= self.warmup:
-                self.wall.append(time.perf_counter() - t0)
+                self.wall.append(time.perf_counter() - t0[0])
+                self.cpu.append(time.process_time() - t0[1])
 
 
 class Toggle(Callback):
@@ -263,6 +265,11 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def pair_ratio(a: list[float], b: list[float]) -> float:
+    """Median of a[i] / b[i] over steps run next to each other: the load of the moment cancels in each pair."""
+    return median([x / y for x, y in zip(a, b)])
+
+
 def run_args(args, row: str, batch_size: int | None) -> argparse.Namespace:
     return argparse.Namespace(batch_size=batch_size, device="cpu", overrides=ROWS[row][1], prefetch=args.prefetch,
                               warmup=args.warmup, steps=args.steps)
@@ -287,7 +294,8 @@ def compare(row: str, size: int, batch_size: int, args, ref_mod, run_dir: str) -
            "params_ref": p_ref, "flops_ours": (r["gflop_per_step"] or 0) * 1e9, "flops_ref": alternate.flops,
            "ours_s": r["s_per_step_median"], "ref_s": median(alternate.wall), "ours_steps": r["step_s"],
            "ref_steps": [round(t, 4) for t in alternate.wall], "images_per_step": r["images_per_step"]}
-    out["ratio"] = out["ours_s"] / out["ref_s"]
+    out["ratio"] = pair_ratio(r["step_s"], alternate.wall)
+    out["cpu_ratio"] = pair_ratio(r["cpu_step_s"], alternate.cpu)
     return out
 
 
@@ -301,7 +309,8 @@ def variant(row: str, size: int, name: str, args, run_dir: str) -> dict:
     off, on = r["step_s"][0::2], r["step_s"][1::2]  # step a.warmup + i is odd exactly when i is
     out = {"row": row, "method": method, "size": size, "batch_size": r["batch_size"], "variant": name,
            "off_s": median(off), "on_s": median(on), "off_steps": off, "on_steps": on, "warmup_s": r["warmup_s"]}
-    out["ratio"] = out["on_s"] / out["off_s"]
+    out["ratio"] = pair_ratio(on, off)
+    out["cpu_ratio"] = pair_ratio(r["cpu_step_s"][1::2], r["cpu_step_s"][0::2])
     # the warm-up beyond as many steady steps of each kind: torch.compile's compilation for that variant
     out["extra_warmup_s"] = r["warmup_s"] - a.warmup / 2 * (out["off_s"] + out["on_s"])
     return out
@@ -337,9 +346,9 @@ def markdown(cmp_rows: list[dict], var_rows: list[dict], info: dict) -> str:
         lines += [
             "## Step time, same networks",
             "",
-            "| row | size | batch | params ours / ref | GFLOP/step ours / ref | ref s/step | ours s/step | ours / ref "
+            "| row | size | batch | params ours / ref | GFLOP/step ours / ref | ref s/step | ours s/step | ours / ref | CPU-time ratio "
             "| ref GFLOP/s (of matmul) | ours GFLOP/s (of matmul) | ours img/s |",
-            "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in cmp_rows:
             if "error" in r:
@@ -349,15 +358,17 @@ def markdown(cmp_rows: list[dict], var_rows: list[dict], info: dict) -> str:
             g_o, g_r = r["flops_ours"] / 1e9, r["flops_ref"] / 1e9
             lines.append(
                 f"| {r['row']} | {r['size']} | {r['batch_size']} | {r['params_ours']:,} / {r['params_ref']:,} ({same}) "
-                f"| {g_o:.2f} / {g_r:.2f} | {r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['ratio']:.2f}** "
+                f"| {g_o:.2f} / {g_r:.2f} | {r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['ratio']:.2f}** | {r['cpu_ratio']:.2f} "
                 f"| {g_r / r['ref_s']:.1f} ({100 * g_r / r['ref_s'] / peak:.0f}%) "
                 f"| {g_o / r['ours_s']:.1f} ({100 * g_o / r['ours_s'] / peak:.0f}%) "
                 f"| {r['images_per_step'] / r['ours_s']:.1f} |")
         lines += [
             "",
-            "- s/step: median wall clock per step; ours / ref: their ratio (below 1: faceswaplab is faster). img/s",
+            "- s/step: median wall clock per step; ours / ref: the median over step pairs (each faceswaplab step and",
+            "  the reference step right after it) of their ratio (below 1: faceswaplab is faster). img/s",
             "  counts both identities (2 x batch per step). GFLOP/step counts convolutions and matmuls only, so",
-            "  GFLOP/s is a lower bound of the work rate.",
+            "  GFLOP/s is a lower bound of the work rate. CPU-time ratio: the same ratio of this process's CPU time",
+            "  per step (all threads), steadier than wall clock when other processes take turns on the cores.",
             "- per-step times (s), ours | ref:",
             *[f"  - {r['row']} {r['size']} px batch {r['batch_size']}: {r['ours_steps']} | {r['ref_steps']}"
               for r in cmp_rows if "error" not in r],
@@ -367,16 +378,17 @@ def markdown(cmp_rows: list[dict], var_rows: list[dict], info: dict) -> str:
         lines += [
             "## Variants of faceswaplab's step (off and on alternating in one run)",
             "",
-            "| row | size | batch | variant | off s/step | on s/step | on / off | warm-up beyond steady steps (s) |",
-            "|---|---:|---:|---|---:|---:|---:|---:|",
+            "| row | size | batch | variant | off s/step | on s/step | on / off | CPU-time ratio | warm-up beyond steady steps (s) |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|",
         ]
         for r in var_rows:
             if "error" in r:
                 lines.append(f"| {r['row']} | {r['size']} | - | {r['variant']} | failed: {r['error']} ||||")
                 continue
             lines.append(f"| {r['row']} | {r['size']} | {r['batch_size']} | {r['variant']} | {r['off_s']:.3f} "
-                         f"| {r['on_s']:.3f} | **{r['ratio']:.2f}** | {r['extra_warmup_s']:.1f} |")
-        lines += ["", "- per-step times (s), off | on:",
+                         f"| {r['on_s']:.3f} | **{r['ratio']:.2f}** | {r['cpu_ratio']:.2f} | {r['extra_warmup_s']:.1f} |")
+        lines += ["", "- on / off: the median over step pairs (one step off, the next on) of their ratio.",
+                  "- per-step times (s), off | on:",
                   *[f"  - {r['row']} {r['variant']}: {r['off_steps']} | {r['on_steps']}"
                     for r in var_rows if "error" not in r], ""]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
     python benchmarks/vs_reference.py --reference PATH [--rows cyclegan-cpu cyclegan-paper pix2pix-cpu pix2pix-paper]
         [--size 64] [--batch-sizes 1 preset] [--steps 6] [--warmup 2] [--threads 2]
         [--variants foreach fused mkldnn-off channels-last compile] [--variant-rows cyclegan-cpu pix2pix-cpu]
+        [--variant-steps 12] [--variant-warmup 2]
         [--out benchmarks/vs_reference.md]
 
 PATH is a checkout of junyanz/pytorch-CycleGAN-and-pix2pix (Zhu et al. 2017, Isola et al. 2017): its
@@ -304,7 +305,7 @@ def variant(row: str, size: int, name: str, args, run_dir: str) -> dict:
     method, _ = ROWS[row]
     a = run_args(args, row, None)
     a.warmup = args.variant_warmup + args.variant_warmup % 2  # even: both sides warm up alike
-    a.steps = args.steps + args.steps % 2
+    a.steps = args.variant_steps + args.variant_steps % 2
     r = measure(method, size, a, run_dir, callbacks=[Toggle(name)])
     off, on = r["step_s"][0::2], r["step_s"][1::2]  # step a.warmup + i is odd exactly when i is
     out = {"row": row, "method": method, "size": size, "batch_size": r["batch_size"], "variant": name,
@@ -406,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="*", default=[], choices=VARIANTS)
     ap.add_argument("--variant-rows", nargs="+", default=["cyclegan-cpu", "pix2pix-cpu"], choices=list(ROWS))
-    ap.add_argument("--variant-warmup", type=int, default=4, help="untimed steps (both kinds) of a variant run")
+    ap.add_argument("--variant-warmup", type=int, default=2, help="untimed steps (both kinds) of a variant run")
+    ap.add_argument("--variant-steps", type=int, default=12, help="timed steps (both kinds) of a variant run")
     ap.add_argument("--matmul-seconds", type=float, default=2.0)
     ap.add_argument("--out", default=None, help="write the Markdown report here (text below the notes mark is kept)")
     args = ap.parse_args(argv)

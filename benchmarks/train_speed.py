@@ -230,7 +230,8 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
     accelerate = [hydra.utils.instantiate(cfg.callbacks.accelerate)] if cfg.callbacks.get("accelerate") else []
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[*accelerate, timer, *callbacks], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, max_epochs=1, max_steps=-1, limit_val_batches=0, num_sanity_val_steps=0)
+        enable_model_summary=False, max_epochs=1, max_steps=-1, max_time=None, limit_val_batches=0,
+        num_sanity_val_steps=0)  # max_time: a preset's time budget must not cut the measured steps short
     # One epoch over the kept batches, cycled (manual optimisation counts optimizer steps, not batches, in
     # global_step, so the run length is set by the loader rather than max_steps).
     loader = DataLoader([batches[i % len(batches)] for i in range(total)], batch_size=None)

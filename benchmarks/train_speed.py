@@ -38,6 +38,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -165,6 +166,15 @@ class StepTimer(Callback):
         synchronize(self.device)
         self._last = (time.perf_counter(), time.process_time())
 
+    @contextmanager
+    def excluded(self):
+        """Leave the time spent inside out of the step being timed (work done between or beside the steps)."""
+        synchronize(self.device)
+        t0 = (time.perf_counter(), time.process_time())
+        yield
+        synchronize(self.device)
+        self._last = (self._last[0] + time.perf_counter() - t0[0], self._last[1] + time.process_time() - t0[1])
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0 and self.count_flops:
             self._counter = FlopCounterMode(display=False)
@@ -220,7 +230,8 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
     accelerate = [hydra.utils.instantiate(cfg.callbacks.accelerate)] if cfg.callbacks.get("accelerate") else []
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[*accelerate, timer, *callbacks], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, max_epochs=1, max_steps=-1, limit_val_batches=0, num_sanity_val_steps=0)
+        enable_model_summary=False, max_epochs=1, max_steps=-1, max_time=None, limit_val_batches=0,
+        num_sanity_val_steps=0)  # max_time: a preset's time budget must not cut the measured steps short
     # One epoch over the kept batches, cycled (manual optimisation counts optimizer steps, not batches, in
     # global_step, so the run length is set by the loader rather than max_steps).
     loader = DataLoader([batches[i % len(batches)] for i in range(total)], batch_size=None)
@@ -239,6 +250,7 @@ def measure(method: str, size: int | None, args: argparse.Namespace, run_dir: st
         s_per_step=step_s,
         s_per_step_median=statistics.median(timer.wall),
         step_s=[round(t, 4) for t in timer.wall],
+        cpu_step_s=[round(t, 4) for t in timer.cpu],
         cpu_s_per_step=sum(timer.cpu) / len(timer.cpu),
         images_per_s=per_step / step_s,
         gflops=flops / 1e9 / step_s if timer.flops else None,

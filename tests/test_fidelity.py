@@ -1,12 +1,17 @@
 """pix2pix, pix2pixHD and CycleGAN behave as their reference implementations: each test states the behaviour."""
 
+import inspect
+
+import hydra
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT
 from fidelity_helpers import cfg_for, faces, fit
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
 
 from faceswaplab.faces.backends import MissingWeightsError
 from faceswaplab.losses import GANLoss, VGGLoss, feature_matching_loss
@@ -247,11 +252,10 @@ def test_cyclegan_trains_with_the_augmentation():
 # ------------------------------------------------------------------------------------------------ all methods
 
 
-@pytest.mark.parametrize("path", ["pix2pix.Pix2Pix", "cyclegan.CycleGAN", "deepfakes.DeepFakes",
-                                  "landmark_warp.LandmarkWarp"])
-def test_every_method_builds_from_its_size_alone(path):
-    """The papers' loss weights are the signatures' defaults; the landmark warp needs no size at all."""
-    module, name = path.split(".")
-    cls = getattr(__import__(f"faceswaplab.methods.{module}", fromlist=[name]), name)
-    method = cls() if name == "LandmarkWarp" else cls(image_size=64)
+@pytest.mark.parametrize("config", sorted((ROOT / "conf" / "method").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_method_builds_from_its_size_alone(config):
+    """The papers' loss weights are the signatures' defaults; a method without a crop size takes no argument."""
+    cls = hydra.utils.get_class(OmegaConf.load(config)._target_)
+    sized = "image_size" in inspect.signature(cls.__init__).parameters
+    method = cls(image_size=64) if sized else cls()
     assert method.hparams.get("image_size", 64) == 64

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         "# Swap speed (720p video, one face, CPU)",
         "",
         f"`python benchmarks/swap_speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`".replace(" `", "`")
-        + f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPU cores (shared), no GPU; "
+        + f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPU cores, no GPU; "
         f"load average {load0:.1f} at the start, {load1:.1f} at the end. Input: the first {args.frames} frames of "
         "`videos/lp_s32_woman_interview.mp4` (1280x720, 30 fps, with audio; the face is about 230 px wide), end to "
         "end (decode, detect or track, align, swap, mask, colour, seamless blend, encode, mux with audio). "
@@ -170,10 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         "refits the 68-point shape predictor in the box carried from the last frame (about a millisecond), checked "
         "by motion, size and grey-patch correlation (`benchmarks/landmark_tracking.md` compares its landmarks with "
         "per-frame detection); \"track\" includes those whole-frame searches (about 340 ms each, 11 ms per frame). "
-        "frames/s include loading the method and the face models and the final mux. The two cores are shared with "
-        "other work: the load averages above say how much of them the runs had (at a load of 5 about a third), "
-        "so the absolute frames/s are lower than on quiet cores, and the new / old ratio of alternating runs is "
-        "the figure to compare.",
+        "frames/s include loading the method and the face models and the final mux. The load averages above say "
+        "how busy the cores were: on a busy machine the absolute frames/s drop, and the new / old ratio of "
+        "alternating runs is the figure to compare.",
         "",
     ]
     text = "\n".join(lines)

@@ -32,7 +32,7 @@ from faceswaplab.data.datasets.torch_datasets import FaceDataset, ManyDataset, P
 
 __all__ = [
     "INDEX_FILE", "SPLITS", "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset",
-    "PairDataset", "Pool", "PreparedIdentities", "SampleCache", "PreparedIdentity", "RawIdentities", "RawIdentity",
+    "PairDataset", "Pool", "PreparedIdentities", "PreparedIdentity", "RawIdentities", "RawIdentity", "SampleCache",
     "ShardedIdentities", "ShardedIdentity",
     "SyntheticIdentities", "SyntheticIdentity", "describe", "plain", "prepare_cached", "prepared_cache_dir",
     "read_index", "split_counts", "write_shards",

@@ -47,7 +47,6 @@ class FaceSource:
         return landmark_yaws([r["landmarks"] for r in raws], [YAW_SIZE] * len(raws))
 
 
-
 def landmark_yaws(landmarks: Sequence, sizes: Sequence[int]) -> np.ndarray:
     """Yaw in degrees of (68, 2) crop-pixel landmarks of square crops of `sizes` px: the 3D mean face fitted by
     solvePnP (:func:`faceswaplab.metrics.attributes.head_pose`; within about a degree of the synthetic renderer's

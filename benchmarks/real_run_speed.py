@@ -18,7 +18,12 @@ Policies (overrides of the command line):
 * ``workers1_threads2``: one renderer process and torch on two threads (oversubscribed on two cores);
 * ``workers0_threads1``: rendering in the training process, torch on one thread;
 * ``..._spin`` / ``..._passive``: the same with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``) or
-  sleeping (``PASSIVE``) at the end of each parallel region instead of the runtime's default.
+  sleeping (``PASSIVE``) at the end of each parallel region instead of the runtime's default;
+* ``workers0_threads2_render``: as ``workers0_threads2`` with the synthetic renders made in every run
+  (``data.A.store=false``) instead of read from the ones kept on disk.
+
+``--fill-store`` first renders every training face of each method's data into the kept renders (as a first run
+would, untimed), so that the timed runs measure a machine where the data was made before.
 
 ``--busy K`` keeps K other processes spinning on the CPU during every run: a shared machine (a notebook's browser,
 another job), where an OpenMP thread waiting for a descheduled sibling can cost far more than the work.
@@ -52,6 +57,7 @@ POLICIES = {  # name: (command-line overrides, environment)
     "workers0_threads1": ([*IN_PROCESS, "threads=1"], {}),
     "workers0_threads2_spin": ([*IN_PROCESS, "threads=2"], {"OMP_WAIT_POLICY": "ACTIVE"}),
     "workers0_threads2_passive": ([*IN_PROCESS, "threads=2"], {"OMP_WAIT_POLICY": "PASSIVE"}),
+    "workers0_threads2_render": ([*IN_PROCESS, "threads=2", "data.A.store=false"], {}),
 }
 
 
@@ -98,6 +104,27 @@ def run_once(method: str, policy: str, seconds: int, run_dir: Path) -> dict:
             "images_per_s": got["images"] / got["seconds"]}
 
 
+def fill_store(method: str) -> None:
+    """Loads every training face of `method`'s data once, so that kept renders exist for all of them."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from faceswaplab.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("train", overrides=[f"method={method}"])
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    t0 = time.perf_counter()
+    ds = dm.dataset("train")
+    parts = (ds.a, ds.b) if hasattr(ds, "a") else ds.datasets  # pair or many mode
+    for part in parts:
+        for i in range(len(part)):
+            part[(i, -1)]
+    print(f"{method}: {sum(len(p) for p in parts)} training faces loaded in {time.perf_counter() - t0:.1f} s",
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=["cyclegan", "deepfakes"])
@@ -105,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=60, help="training time of each run")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--busy", type=int, default=0, help="other processes spinning on the CPU during the runs")
+    ap.add_argument("--fill-store", action="store_true", help="make the kept synthetic renders before timing")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     command = "python benchmarks/real_run_speed.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -113,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
     for proc in busy:
         proc.start()
+    if args.fill_store:
+        for method in args.methods:
+            fill_store(method)
     with tempfile.TemporaryDirectory(prefix="real_run_") as tmp:
         for method in args.methods:
             for r in range(args.rounds):

@@ -3,7 +3,9 @@ address), started the way a cluster starts them, with the environment variables 
 read: MASTER_ADDR, MASTER_PORT and NODE_RANK on a plain cluster, SLURM's variables (``SLURMEnvironment``) under
 srun. Both ranks must end with the same weights, and the run directory must be written by one of them."""
 
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,9 +50,16 @@ def free_port() -> int:
 def two_nodes(run: Path, args: list[str], kind: str) -> list[tuple[int, str]]:
     """Runs ``python -m faceswaplab.train`` as both nodes into `run`; each node's exit code and output."""
     port = free_port()
-    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"}  # the test callbacks, importable in the nodes
+    # The test callbacks importable in the nodes; a hung node's threads printed when it is aborted.
+    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}", "PYTHONFAULTHANDLER": "1"}
     nodes = [train_cli(run, *TWO_CPU_NODES, *args, env=env | node_env(kind, rank, port)) for rank in (0, 1)]
-    outs = [node.communicate(timeout=600)[0] for node in nodes]
+    try:
+        outs = [node.communicate(timeout=600)[0] for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            node.send_signal(signal.SIGABRT)
+        tails = [f"node {rank}:\n{node.communicate()[0][-6000:]}" for rank, node in enumerate(nodes)]
+        pytest.fail("the two nodes did not finish in 600 s; their stacks at the abort:\n" + "\n".join(tails))
     return [(node.returncode, out) for node, out in zip(nodes, outs)]
 
 

@@ -1,4 +1,5 @@
-"""The in-memory sample cache: cached items equal freshly loaded ones, the budget holds, workers start empty."""
+"""The in-memory sample cache (cached items equal freshly loaded ones, the budget holds, workers start empty) and
+the synthetic renders kept on disk."""
 
 import pickle
 
@@ -48,3 +49,54 @@ def test_a_pickled_cache_starts_empty_and_the_data_module_shares_one():
     assert caches == {id(dm.sample_cache)}
     next(iter(dm.train_dataloader()))
     assert len(dm.sample_cache.items) == 4  # two faces of each side
+
+
+# ------------------------------------------------------------------------------------ renders kept on disk
+
+
+def _stored(tmp_path, occlusion=0.0, identity=2):
+    src = SyntheticIdentity(identity, num_samples=8, occlusion=occlusion)
+    src.configure(tmp_path)
+    return src
+
+
+def test_stored_renders_equal_fresh_ones_and_are_read_back(tmp_path):
+    for occlusion in (0.0, 1.0):  # with an occluder the samples carry `visible` too
+        fresh = SyntheticIdentity(2, num_samples=8, occlusion=occlusion)
+        first, second = _stored(tmp_path, occlusion), _stored(tmp_path, occlusion)
+        for i in range(3):
+            want = fresh.load(i, 32)
+            for got in (first.load(i, 32), second.load(i, 32)):  # made and written, then read back
+                assert got.keys() == want.keys()
+                for k in want:
+                    assert np.array_equal(got[k], want[k]) and got[k].dtype == want[k].dtype, (occlusion, i, k)
+    files = sorted(tmp_path.glob("renders/*/population0-of8*/2/32/*.bin"))
+    assert len(files) == 6 and not list(tmp_path.rglob("*.tmp*"))
+    # A later run reads the file, not the renderer: a file changed in place (same length) is what it gets back.
+    path = next(tmp_path.glob("renders/*/population0-of8/2/32/0.bin"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh_pixel = SyntheticIdentity(2).load(0, 32)["image"][-1, -1, -1]
+    assert _stored(tmp_path).load(0, 32)["image"][-1, -1, -1] == fresh_pixel ^ 0xFF
+
+
+def test_a_cut_file_is_rendered_again_and_an_unwritable_store_still_renders(tmp_path, caplog):
+    src = _stored(tmp_path)
+    want = src.load(1, 32)
+    path = next(tmp_path.glob("renders/*/population0-of8/2/32/1.bin"))
+    path.write_bytes(path.read_bytes()[:100])  # an interrupted copy, a full disk
+    assert np.array_equal(_stored(tmp_path).load(1, 32)["image"], want["image"])
+    assert path.stat().st_size > 100  # rewritten whole
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the store's folder should be")
+    src = SyntheticIdentity(2, num_samples=8)
+    src.configure(blocked)
+    with caplog.at_level("WARNING"):
+        for i in range(2):
+            assert np.array_equal(src.load(i, 32)["image"], SyntheticIdentity(2).load(i, 32)["image"])
+    assert sum("not kept on disk" in r.getMessage() for r in caplog.records) == 1  # one warning, then quiet
+    off = SyntheticIdentity(2, num_samples=8, store=False)
+    off.configure(tmp_path / "off")
+    off.load(0, 32)
+    assert not (tmp_path / "off").exists()

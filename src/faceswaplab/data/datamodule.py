@@ -68,7 +68,8 @@ class FaceDataModule(pl.LightningDataModule):
     image_size: crop side in pixels (crops are resized, landmarks rescaled). splits: train/val/test fractions.
     seed: fixes splits, shuffling and augmentation. splits_file: reuse saved splits instead of computing them.
     augment: an :class:`~faceswaplab.data.augment.Augment` (or its fields as a dict) applied to the train split.
-    cache_dir: where raw inputs are prepared; prepare: default options for :func:`faceswaplab.data.preparation.prepare`.
+    cache_dir: where raw inputs are prepared and synthetic renders kept; prepare: default options for
+    :func:`faceswaplab.data.preparation.prepare`.
     forehead: mask hull height above the brows (see :func:`~faceswaplab.faces.masks.face_hull_mask`).
     group_size: many mode, training split: batches made of runs of this many samples of one identity (few-shot
     meta-learning episodes; see :class:`~faceswaplab.data.samplers.ManySampler`).

@@ -73,12 +73,15 @@ class ShardedIdentity(PreparedIdentity):
         self.chunks = chunks
         self.cache_dir = cache_dir
         self._dataset = None
+        self._pid = None
 
     def _image(self, rec: dict) -> np.ndarray:
         if "item" not in rec:
             raise ValueError(f"{self.folder / INDEX_FILE}: {rec['crop']} has no shard item (not a shards index: "
                              f"write one with `prepare ... format=shards`)")
-        if self._dataset is None:  # opened in the process that reads (each DataLoader worker), never pickled
+        # Opened in the process that reads, never pickled, and never inherited: a loader worker forked after the
+        # parent read (a preview, a validation pass) gets the parent's reader without the threads that serve it.
+        if self._dataset is None or self._pid != os.getpid():
             from faceswaplab.metrics.weights import require_package
 
             require_package("litdata", "litdata", "reading shards")
@@ -88,6 +91,7 @@ class ShardedIdentity(PreparedIdentity):
             # read (about 70x slower at 256 px in benchmarks/data_loading.md).
             self._dataset = StreamingDataset(self.chunks or str(self.folder), cache_dir=self.cache_dir,
                                              batch_decode=False)
+            self._pid = os.getpid()
         return self._dataset[int(rec["item"])]["image"]
 
     def __getstate__(self):

@@ -27,7 +27,8 @@ def test_cached_items_equal_fresh_ones_in_every_epoch():
 
 
 def test_cached_arrays_are_read_only_and_the_budget_holds():
-    cache = SampleCache(max_mb=2.5 * 32 * 32 * 3 / 2**20)  # room for two 32 px images and their small arrays
+    # Room for two 32 px samples: the image and its mask, eyes and mouth maps (3 + 3 bytes a pixel), small arrays.
+    cache = SampleCache(max_mb=2.5 * 32 * 32 * 6 / 2**20)
     ds = _dataset(cache)
     for i in range(5):
         ds[(i, i)]
@@ -100,3 +101,22 @@ def test_a_cut_file_is_rendered_again_and_an_unwritable_store_still_renders(tmp_
     off.configure(tmp_path / "off")
     off.load(0, 32)
     assert not (tmp_path / "off").exists()
+
+
+def test_augmented_masks_follow_the_image_and_match_masks_drawn_from_the_moved_landmarks():
+    from faceswaplab.faces.masks import face_hull_mask_np, region_masks_np
+
+    aug = Augment(flip=0.5, rotate=10.0, scale=0.05, translate=0.03, brightness=0.1, contrast=0.1, saturation=0.1)
+    ds = FaceDataset(SyntheticIdentity(3, num_samples=8), list(range(8)), 0, image_size=64, augment=aug,
+                     cache=SampleCache(16))
+    flipped = 0
+    for i in range(8):
+        s = ds[(i, 50 + i)]
+        lm = s["landmarks"].numpy()
+        redrawn = [face_hull_mask_np(lm, 64), *region_masks_np(lm, 64)]
+        for got, want, least in zip([s["mask"][0], *s["parts"]], redrawn, (0.95, 0.8, 0.8)):  # eyes: few pixels
+            a, b = got.numpy() > 0.5, want > 0.5
+            assert (a & b).sum() / (a | b).sum() > least, i
+        flipped += int(lm[36, 0] > lm[45, 0])  # the outer eye corner labels stay on their sides after a flip
+    assert flipped == 0
+    assert torch.equal(ds[(2, 7)]["mask"], ds[(2, 7)]["mask"])  # the same seed, the same geometry

@@ -215,7 +215,8 @@ class Augment:
         generator: torch.Generator | None = None,
         return_info: bool = False,
     ):
-        """Augment images (B, 3, H, W) and landmarks (B, 68, 2) -> (images, landmarks) of the same shapes.
+        """Augment images (B, C, H, W) and landmarks (B, 68, 2) -> (images, landmarks) of the same shapes. The first
+        three channels are RGB; any further ones (masks) follow the geometry and skip the colour jitter.
 
         With `return_info`, also a dict: ``flipped`` (B,) bool and ``angle`` (B,) degrees of the in-plane
         rotation applied after the flip (positive turns the image clockwise on screen).
@@ -232,7 +233,8 @@ class Augment:
             images, flow = random_warp(images, self.warp, generator=generator)
             landmarks = warp_points(landmarks, flow)
         if self.brightness > 0 or self.contrast > 0 or self.saturation > 0:
-            images = color_jitter(images, self.brightness, self.contrast, self.saturation, generator)
+            rgb = color_jitter(images[:, :3], self.brightness, self.contrast, self.saturation, generator)
+            images = torch.cat([rgb, images[:, 3:]], 1) if images.shape[1] > 3 else rgb
         if return_info:
             return images, landmarks, {"flipped": flipped, "angle": angle}
         return images, landmarks

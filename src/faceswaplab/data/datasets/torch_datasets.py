@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -52,10 +51,11 @@ class FaceDataset(Dataset):
 
     Items are addressed by ``i`` or ``(i, aug_seed)``; with an `augment` and a seed >= 0 the sample is augmented
     with a generator seeded by `aug_seed`, so results do not depend on the worker that loads them. Masks and part
-    maps are computed from the final landmarks (hull and regions of :mod:`faceswaplab.faces.masks`); with
-    `mask` ``segment`` or ``parse`` the hull loses what covers the face (:mod:`faceswaplab.faces.occlusion`). A
-    source's ground-truth ``visible`` mask follows the image through the augmentation's geometry. `cache` keeps
-    loaded samples in memory (:class:`SampleCache`, shared by the datasets of one data module).
+    maps are the hull and regions of :mod:`faceswaplab.faces.masks` drawn from the landmarks; an augmented sample's
+    are drawn once from the loaded landmarks (kept, as 8 bits, with the cached sample) and then follow the image
+    through the augmentation's geometry, as a source's ground-truth ``visible`` mask does. With `mask` ``segment``
+    or ``parse`` the hull loses what covers the face (:mod:`faceswaplab.faces.occlusion`). `cache` keeps loaded
+    samples in memory (:class:`SampleCache`, shared by the datasets of one data module).
     """
 
     def __init__(
@@ -83,37 +83,51 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _maps(self, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hull mask, eyes and mouth (H, W) float32 of one face's landmarks (the numpy twins of the mask functions:
+        same definition, less per-call overhead for one small face)."""
+        hull = face_hull_mask_np(landmarks, self.image_size, forehead=self.forehead)
+        return (hull, *region_masks_np(landmarks, self.image_size))
+
+    def _load(self, sample_id) -> dict:
+        raw = self.source.load(sample_id, self.image_size)
+        if self.augment is not None:  # drawn once here, moved with each augmentation's geometry later
+            maps = np.stack(self._maps(np.asarray(raw["landmarks"], np.float32)))
+            raw = {**raw, "_maps": np.round(maps * 255).astype(np.uint8)}
+        return raw
+
     def __getitem__(self, item) -> dict[str, torch.Tensor]:
         i, aug_seed = item if isinstance(item, tuple) else (item, -1)
         i = int(i)
         size = self.image_size
         sample_id = self.ids[i]
         if self.cache is None:
-            raw = self.source.load(sample_id, size)
+            raw = self._load(sample_id)
         else:
-            raw = self.cache.get((self.source.name, sample_id, size), lambda: self.source.load(sample_id, size))
+            key = (self.source.name, sample_id, size, self.augment is not None)
+            raw = self.cache.get(key, lambda: self._load(sample_id))
         image = to_tensor(raw["image"])[None]  # (1, 3, S, S)
         lm = torch.tensor(np.asarray(raw["landmarks"]), dtype=torch.float32)[None]  # (1, 68, 2); copies (see cache)
         pose = torch.tensor(raw["pose"], dtype=torch.float32) if "pose" in raw else None
         visible = torch.tensor(np.asarray(raw["visible"]), dtype=torch.float32)[None, None] if "visible" in raw else None
         if self.augment is not None and aug_seed is not None and aug_seed >= 0:
-            if visible is not None:  # the same draws (geometry comes before colour), without the colour jitter
-                geometry = dataclasses.replace(self.augment, brightness=0.0, contrast=0.0, saturation=0.0)
-                visible = geometry(visible, lm, torch.Generator().manual_seed(int(aug_seed)))[0]
-            g = torch.Generator().manual_seed(int(aug_seed))
-            image, lm, info = self.augment(image, lm, g, return_info=True)
+            # Image, mask, eyes, mouth (and visible) through one geometry: channels after RGB skip the colour.
+            maps = torch.from_numpy(raw["_maps"].astype(np.float32) * (1 / 255))[None]  # (1, 3, S, S)
+            stack = torch.cat([image, maps] + ([visible] if visible is not None else []), 1)
+            stack, lm, info = self.augment(stack, lm, torch.Generator().manual_seed(int(aug_seed)), return_info=True)
+            image, hull, parts = stack[:, :3], stack[0, 3:4], stack[0, 4:6]
+            visible = stack[:, 6:7] if visible is not None else None
             if pose is not None:
                 pose = self.augment.adjust_pose(pose[None], info)[0]
-        # The numpy twins of the mask functions: same definition, less per-call overhead for one small face.
-        lm_np = lm[0].numpy()
-        mask = torch.from_numpy(face_hull_mask_np(lm_np, size, forehead=self.forehead))[None]  # (1, S, S)
-        mask = occlusion_aware_mask(self.mask, image, mask[None])[0]
-        eyes, mouth = region_masks_np(lm_np, size)
+        else:
+            hull, eyes, mouth = (torch.from_numpy(m) for m in self._maps(lm[0].numpy()))
+            hull, parts = hull[None], torch.stack([eyes, mouth])
+        mask = occlusion_aware_mask(self.mask, image, hull[None])[0]  # (1, S, S)
         out = {
             S.IMAGE: image[0].contiguous(),
             S.LANDMARKS: lm[0].float().contiguous(),
             S.MASK: mask,
-            S.PARTS: torch.from_numpy(np.stack([eyes, mouth])),
+            S.PARTS: parts.contiguous(),
             S.IDENTITY: torch.tensor(self.identity, dtype=torch.int64),
             S.INDEX: torch.tensor(i, dtype=torch.int64),
         }

@@ -16,6 +16,7 @@ from conftest import compose_train, tiny, train_cli
 from faceswaplab.callbacks import NonFiniteLossError
 from faceswaplab.config import CONFIG_DIR
 from faceswaplab.loggers import read_wandb_run
+from faceswaplab.methods.base import FaceSwapMethod
 from faceswaplab.train import train
 
 CONF = Path(CONFIG_DIR)
@@ -156,3 +157,51 @@ def test_cpu_threads_leave_cores_for_loader_workers_and_processes(tmp_path):
     cfg = compose_train(*tiny("landmark_warp"), "threads=3", "~logger", run_dir=tmp_path)
     train(cfg)
     assert torch.get_num_threads() == before
+
+
+class _Terms(FaceSwapMethod):
+    """Two logged terms that change every step; `b` is NaN at step `nan_at`."""
+
+    fit_loss = "train/a"
+
+    def __init__(self, nan_at: int = -1):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.nan_at = nan_at
+
+    def training_step(self, batch, batch_idx):
+        b = torch.tensor(float("nan")) if self.global_step == self.nan_at else 2 * self.w
+        self.log_losses({"a": self.w * 1, "b": b}, 3 * self.w, 1)
+        return self.w * batch.sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_loss_terms_are_logged_on_logging_steps_and_a_nan_term_on_any_step(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    from faceswaplab.callbacks import FiniteLoss
+
+    class Seen(Callback):
+        def __init__(self):
+            self.b, self.total = [], []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            b = trainer.callback_metrics.get("train/b")
+            self.b.append(None if b is None else float(b))
+            self.total.append(float(trainer.callback_metrics["train/loss"]))
+
+    def fit(method, *callbacks):
+        L.Trainer(max_epochs=1, limit_train_batches=7, log_every_n_steps=3, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks)).fit(
+            method, torch.utils.data.DataLoader(torch.ones(10, 1), batch_size=1))
+
+    seen = Seen()
+    fit(_Terms(), seen)
+    new_b = [k for k in range(7) if seen.b[k] != (seen.b[k - 1] if k else None)]
+    assert new_b == [2, 5, 6]  # every 3rd step and the epoch's last
+    assert len(set(seen.total)) == 7  # train/loss every step
+    with pytest.raises(NonFiniteLossError, match=r"train/b became nan at epoch 0, batch 1 "):
+        fit(_Terms(nan_at=1), FiniteLoss(tmp_path))

@@ -62,9 +62,8 @@ class TemplateMethod(FaceSwapMethod):
             losses[f"loss_rec_{x}"] = masked_l1(self.decoders[x](self.encoder(image)), image, mask)
         loss = sum(losses.values())
         n = batch[key(IMAGE, "A")].shape[0]
-        # Log every loss under train/: the NaN guard (callbacks.FiniteLoss) watches exactly those.
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
+        # Every loss under train/ (the NaN guard, callbacks.FiniteLoss, watches those) and the total.
+        self.log_losses(losses, loss, n)
         return loss
 
     def configure_optimizers(self):

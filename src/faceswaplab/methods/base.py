@@ -11,7 +11,7 @@ A method is a :class:`lightning.LightningModule` subclass of :class:`FaceSwapMet
   ``identity_specific`` (True: trained on the two identities A and B of a pair data module; ``swap`` then takes a
   ``direction`` and may ignore ``source``), and for the contract tests ``tiny`` (constructor arguments of a model
   that trains in seconds) and ``fit_loss`` (the logged loss that must fall, ``train/loss`` by default);
-* logs its training losses under ``train/`` (``self.log("train/loss_G_A", ...)``): the NaN guard watches those;
+* logs its training losses under ``train/`` (:meth:`FaceSwapMethod.log_losses`): the NaN guard watches those;
 * calls ``self.save_hyperparameters()`` in ``__init__``, so that a checkpoint holds its settings and
   ``<Class>.load_from_checkpoint(path)`` (or :func:`load_method`, which needs no class) rebuilds it;
 * says in its class docstring what it reads from the batch (keys of :mod:`faceswaplab.data.schema`).
@@ -168,6 +168,23 @@ class FaceSwapMethod(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
         checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def log_losses(self, losses: dict[str, Tensor], total: Tensor, batch_size: int) -> None:
+        """Log a training step's `losses` as ``train/<name>`` and `total` as ``train/loss`` (progress bar).
+
+        Lightning's cost per logged value is about a millisecond on a CPU, as much as a small network's step, so
+        the terms are logged only on the steps the logger writes and on an epoch's last batch (``metrics.jsonl``
+        records them at validation); ``train/loss`` and `fit_loss` every step, and every term on a step where
+        one is not finite (the NaN guard, :class:`~faceswaplab.callbacks.FiniteLoss`, reads them all).
+        """
+        values = {f"train/{k}": v.detach() for k, v in losses.items()}
+        trainer = self._trainer
+        if trainer is not None and not (trainer._logger_connector.should_update_logs
+                                        or trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches):
+            if bool(torch.isfinite(torch.stack([v.float() for v in values.values()])).all()):
+                values = {k: v for k, v in values.items() if k == self.fit_loss}
+        self.log_dict(values, batch_size=batch_size)
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
 
     def swap_pair(self, batch: dict, direction: str = "AtoB") -> tuple[Tensor, Tensor, Tensor]:
         """Swap within a pair batch: returns ``(source, target, swapped)`` images for `direction`."""

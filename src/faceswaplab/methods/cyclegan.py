@@ -197,8 +197,7 @@ class CycleGAN(FaceSwapMethod):
 
         losses = dict(loss_G_A=loss_G_A, loss_G_B=loss_G_B, loss_cycle_A=loss_cycle_A, loss_cycle_B=loss_cycle_B,
                       loss_idt_A=loss_idt_A, loss_idt_B=loss_idt_B, loss_D_A=loss_D_A, loss_D_B=loss_D_B, loss_G=loss_G)
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, batch_size=real_A.shape[0])
-        self.log("train/loss", loss_G.detach(), prog_bar=True, batch_size=real_A.shape[0])
+        self.log_losses(losses, loss_G, real_A.shape[0])
 
     def on_train_epoch_end(self) -> None:
         for sched in self.lr_schedulers():

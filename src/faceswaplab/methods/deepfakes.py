@@ -202,8 +202,7 @@ class DeepFakes(FaceSwapMethod):
 
         self.iterations += 1
         n = batch["image_A"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
-        self.log("train/loss", (losses["loss_A"] + losses["loss_B"]).detach(), prog_bar=True, batch_size=n)
+        self.log_losses(losses, losses["loss_A"] + losses["loss_B"], n)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         """The base metrics plus ``val/reconstruction_l1``: held-out faces through their own decoder (no warp),

@@ -328,8 +328,7 @@ class FewShot(FaceSwapMethod):
             self.manual_backward(total)
             opt_g.step()
 
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=len(tgt))
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=len(tgt))
+        self.log_losses(losses, total, len(tgt))
 
     def _update_mean_shape(self, landmarks: Tensor) -> None:
         update_mean_shape(self, self.mean_landmarks, self.shape_seen, landmarks, self.hparams.shape_momentum)

@@ -309,5 +309,4 @@ class Pix2Pix(FaceSwapMethod):
             opt_g.step()
 
         n = batch["image_A"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
-        self.log("train/loss", (losses["loss_G_L1_A"] + losses["loss_G_L1_B"]).detach(), prog_bar=True, batch_size=n)
+        self.log_losses(losses, losses["loss_G_L1_A"] + losses["loss_G_L1_B"], n)

@@ -262,8 +262,7 @@ class SimSwap(FaceSwapMethod):
             opt_g.step()
 
         n = len(target)
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
-        self.log("train/loss", total_g.detach(), prog_bar=True, batch_size=n)
+        self.log_losses(losses, total_g, n)
 
     def gradient_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
         """WGAN-GP's (||grad D(x_hat)|| - 1)^2 at x_hat between real and fake, summed over the scales (as

@@ -164,8 +164,7 @@ class StyleSwap(FaceSwapMethod):
             losses.update(self.generator_losses(x, batch[key(IMAGE, t)], batch[key(LANDMARKS, t)]))
         loss = losses["loss_G_A"] + losses["loss_G_B"]
         n = batch[key(IMAGE, "A")].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=n)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
+        self.log_losses(losses, loss, n)
         return loss
 
     def configure_optimizers(self):

@@ -21,10 +21,11 @@ _META = 68 * 2 + 3 + 4  # float32 landmarks, pose, expression at the head of a s
 
 @functools.lru_cache(maxsize=None)
 def renderer_version() -> str:
-    """A digest of the renderer's source files: stored renders of another version are never read."""
-    folder = Path(__file__).resolve().parents[1] / "synthetic"
+    """A digest of the renderer's source files (and the face template it frames faces with): stored renders of
+    another version are never read."""
+    package = Path(__file__).resolve().parents[2]
     h = hashlib.sha1()
-    for f in sorted(folder.glob("*.py")):
+    for f in [*sorted((package / "data" / "synthetic").glob("*.py")), package / "faces" / "template.py"]:
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:12]
 

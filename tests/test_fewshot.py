@@ -105,7 +105,7 @@ def test_fine_tuning_starts_the_person_from_the_embedder_as_the_paper():
     dm = FaceDataModule(identities=[SyntheticIdentity(3, num_samples=12)], mode="many", image_size=32, batch_size=4)
     dm.setup()
     m.init_person(dm)
-    from faceswaplab.data.datamodule import SampleRef
+    from faceswaplab.data.samples import SampleRef
 
     batch = dm.load([SampleRef(0, i) for i in range(len(dm.dataset("train")))], "train")
     with torch.no_grad():

@@ -67,7 +67,7 @@ def subset(batch: dict, idx) -> dict:
 
 
 def read_pairs(path: str | Path, dm) -> list:
-    """The (source, target) :class:`~faceswaplab.data.datamodule.SampleRef` pairs of a ``pairs.json``."""
+    """The (source, target) :class:`~faceswaplab.data.samples.SampleRef` pairs of a ``pairs.json``."""
     path = Path(path).expanduser()
     try:
         data = json.loads(path.read_text())
@@ -93,7 +93,7 @@ def pairs_record(pairs, dm) -> dict:
 def other_source_refs(dm, pairs, seed: int) -> list:
     """For each pair, another test sample of the source's identity (seeded; never the source itself): the
     ``source_other`` reference, a real photo of the source in another pose and expression."""
-    from faceswaplab.data.datamodule import SampleRef
+    from faceswaplab.data.samples import SampleRef
 
     rng = np.random.default_rng([int(seed), 13])
     test = dm.dataset("test")
@@ -110,7 +110,7 @@ def other_source_refs(dm, pairs, seed: int) -> list:
 def source_shot_refs(dm, pairs, shots: int, seed: int) -> list:
     """For each pair, `shots` - 1 more test samples of the source's identity (seeded, distinct, never the source
     itself), pair after pair: with the source, the K photos a K-shot row (``swap: {shots: K}``) embeds."""
-    from faceswaplab.data.datamodule import SampleRef
+    from faceswaplab.data.samples import SampleRef
 
     rng = np.random.default_rng([int(seed), 17])
     test = dm.dataset("test")
@@ -135,7 +135,7 @@ def gallery_images(dm, cfg: DictConfig, seed: int) -> tuple[dict, list[str]]:
     """
     from torch.utils.data import default_collate
 
-    from faceswaplab.data.datamodule import SampleRef
+    from faceswaplab.data.samples import SampleRef
     from faceswaplab.data.datasets import FaceDataset, IdentitySet
 
     per = int(cfg.per_identity)

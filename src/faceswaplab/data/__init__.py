@@ -15,7 +15,8 @@ _EXPORTS = {
     "faceswaplab.data.augment": (
         "Augment", "apply_flow", "color_jitter", "random_affine", "random_flip", "random_warp", "warp_points",
     ),
-    "faceswaplab.data.datamodule": ("FaceDataModule", "SampleRef"),
+    "faceswaplab.data.datamodule": ("FaceDataModule",),
+    "faceswaplab.data.samples": ("SampleRef",),
     "faceswaplab.data.samplers": ("ManySampler", "PairSampler", "worker_init"),
     "faceswaplab.data.datasets": (
         "FaceDataset", "FaceSource", "FacesAsIdentities", "HeldOut", "IdentitySet", "ManyDataset", "PairDataset",

@@ -390,7 +390,7 @@ class FewShot(FaceSwapMethod):
     def init_person(self, datamodule, split: str = "train") -> None:
         """psi' = P e_NEW and w' = e_NEW, e_NEW the embedder's mean over the person's frames of `split` (at most
         64); the person's face shape is their mean landmarks."""
-        from faceswaplab.data.datamodule import SampleRef
+        from faceswaplab.data.samples import SampleRef
 
         n = min(64, len(datamodule.dataset(split)))
         if n == 0:

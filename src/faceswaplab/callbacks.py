@@ -25,7 +25,7 @@ from faceswaplab.data.schema import IMAGE
 from faceswaplab.errors import FaceSwapLabError
 from faceswaplab.images import make_grid, to_image
 from faceswaplab.io import atomic_path, write_image
-from faceswaplab.methods.base import preview_grid
+from faceswaplab.methods.base import logs_this_step, preview_grid
 from faceswaplab.runs import RunDir
 
 
@@ -203,7 +203,8 @@ class Throughput(Callback):
     ``perf/sec_per_batch`` and ``perf/peak_memory_mb`` (CUDA's peak allocation on GPUs, the process's peak
     resident memory on CPUs), averaged over the last `window` batches; and the training's budget so far,
     ``perf/images_seen`` (face images through training steps, all processes) and ``perf/wall_s`` (seconds since
-    training started, validation included), both kept in checkpoints so a resumed run continues the count."""
+    training started, validation included), both kept in checkpoints so a resumed run continues the count. They
+    are logged on the steps the logger writes and at an epoch's end."""
 
     def __init__(self, window: int = 20):
         self.window = int(window)
@@ -238,6 +239,8 @@ class Throughput(Callback):
         n = sum(int(v.shape[0]) for k, v in batch.items() if k.startswith(IMAGE) and torch.is_tensor(v))
         self.times = (self.times + [(time.perf_counter() - self._start, n)])[-self.window :]
         self.images_seen += n * trainer.world_size
+        if not logs_this_step(trainer):  # Lightning's cost per logged value is as much as a small net's step
+            return
         seconds = sum(t for t, _ in self.times)
         images = sum(c for _, c in self.times)
         pl_module.log_dict(

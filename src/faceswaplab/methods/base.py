@@ -178,9 +178,7 @@ class FaceSwapMethod(L.LightningModule):
         one is not finite (the NaN guard, :class:`~faceswaplab.callbacks.FiniteLoss`, reads them all).
         """
         values = {f"train/{k}": v.detach() for k, v in losses.items()}
-        trainer = self._trainer
-        if trainer is not None and not (trainer._logger_connector.should_update_logs
-                                        or trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches):
+        if self._trainer is not None and not logs_this_step(self._trainer):
             if bool(torch.isfinite(torch.stack([v.float() for v in values.values()])).all()):
                 values = {k: v for k, v in values.items() if k == self.fit_loss}
         self.log_dict(values, batch_size=batch_size)
@@ -244,6 +242,13 @@ class FaceSwapMethod(L.LightningModule):
         metrics = {"val/face_change": face, "val/background_l1": background}
         self.log_dict(metrics, batch_size=n)
         return metrics
+
+
+def logs_this_step(trainer: L.Trainer) -> bool:
+    """Whether this training step's values reach the logger (every ``log_every_n_steps``) or ``metrics.jsonl``
+    (an epoch's last batch, before validation): values logged on other steps are only the progress bar's."""
+    return (trainer._logger_connector.should_update_logs
+            or trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches)
 
 
 def load_method(checkpoint_path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> FaceSwapMethod:

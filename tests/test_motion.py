@@ -144,3 +144,12 @@ def test_image_size_must_allow_the_halvings():
     with pytest.raises(ValueError, match="motion_scale"):
         Motion(image_size=32, motion_scale=0.25, motion_depth=4)
     assert np.isclose(Motion(image_size=64).motion_size, 16)
+
+
+def test_the_loss_pyramid_has_num_scales_levels_down_from_full_size():
+    m = model(num_scales=3)
+    sizes = []
+    fake, real = torch.zeros(2, 3, 64, 64), torch.ones(2, 3, 64, 64)
+    total = m.pyramid_loss(fake, real, lambda a, b: sizes.append(a.shape[-1]) or (a - b).abs().mean())
+    assert sizes == [64, 32, 16]
+    assert torch.isclose(total, torch.tensor(3.0))

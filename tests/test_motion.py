@@ -96,7 +96,10 @@ def test_swap_with_k_shots_animates_the_nearest_shot_only():
     target, t_lm = faces(4, 2)
     src, s_lm = faces(5, 1, start=3)
     c = s_lm[0].mean(0)
-    turn = lambda p, a: (p - c) @ torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]).T + c  # noqa: E731
+
+    def turn(p, a):
+        return (p - c) @ torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]).T + c
+
     # shots 0 and 2 tilted far away, shot 1 as is: the nearest to any near-upright driving frame
     lms = torch.stack([turn(s_lm[0], 0.6), s_lm[0], turn(s_lm[0], -0.6)])
     g = torch.Generator().manual_seed(0)

@@ -145,7 +145,10 @@ def test_training_pairs_frames_of_one_identity_and_refuses_batches_without_any()
 
 def test_image_size_must_allow_the_halvings():
     with pytest.raises(ValueError, match="motion_scale"):
-        Motion(image_size=32, motion_scale=0.25, motion_depth=4)
+        Motion(image_size=32, motion_scale=0.25, motion_depth=4)  # 8 px cannot be halved 4 times
+    with pytest.raises(ValueError, match="image_size = 48"):
+        Motion(image_size=48, n_down=5)
+    Motion(image_size=48, n_down=4, motion_scale=1 / 3, motion_depth=4)  # 48 = 3 * 16; 16 = 16
     assert np.isclose(Motion(image_size=64).motion_size, 16)
 
 

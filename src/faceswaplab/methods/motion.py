@@ -233,10 +233,10 @@ class Motion(FaceSwapMethod):
         super().__init__()
         self.save_hyperparameters()
         self.motion_size = round(image_size * motion_scale)
-        for name, size in (("image_size", image_size), ("motion_scale * image_size", self.motion_size)):
-            if size % 2**max(n_down, motion_depth) or size < 2**max(n_down, motion_depth):
-                raise ValueError(f"Motion: {name} = {size} must be a multiple of 2^{max(n_down, motion_depth)} "
-                                 "(n_down, motion_depth halvings)")
+        for name, size, n in (("image_size", image_size, n_down),
+                              ("motion_scale * image_size", self.motion_size, motion_depth)):
+            if size % 2**n or size < 2**n:
+                raise ValueError(f"Motion: {name} = {size} must be a multiple of 2^{n} (its halvings)")
         self.dense = DenseMotion(motion_width, motion_max_width, motion_depth)
         self.netG = Generator(width, max_width, n_down, n_blocks)
         # The population's mean face shape (crop pixels): the reference the target's landmarks are moved from.

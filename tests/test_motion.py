@@ -115,6 +115,10 @@ def test_swap_with_k_shots_animates_the_nearest_shot_only():
         chosen[1] = noise()
         changed = m.swap(target, chosen, target_landmarks=t_lm, source_landmarks=lms, shots=3)
         assert (changed - out).abs().max() > 1e-3
+        # the same K shots given once per target (B * K crops) swap alike
+        each = m.swap(target, shots.repeat(2, 1, 1, 1), target_landmarks=t_lm, source_landmarks=lms.repeat(2, 1, 1),
+                      shots=3)
+        assert torch.allclose(each, out, atol=1e-5)
     with pytest.raises(ValueError, match="shots=2"):
         m.swap(target, shots, target_landmarks=t_lm, source_landmarks=lms, shots=2)
 

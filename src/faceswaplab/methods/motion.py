@@ -351,8 +351,7 @@ class Motion(FaceSwapMethod):
         if vgg is not None:
             losses["loss_perc"] = self.pyramid_loss(fake, real, vgg) * hp.lambda_vgg
         total = sum(losses.values())
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=len(drv))
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=len(drv))
+        self.log_losses(losses, total, len(drv))
         return total
 
     def configure_optimizers(self):

@@ -8,13 +8,17 @@ offline face network whose weights ship with a package.
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceswaplab.faces.backends import MissingWeightsError
 from faceswaplab.nets.vgg import VGG19Features
+
+log = logging.getLogger(__name__)
 
 VGG_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
@@ -44,3 +48,13 @@ class VGGLoss(nn.Module):
         if len(weights) != len(fake_feats):
             raise ValueError(f"{len(weights)} layer weights for {len(fake_feats)} feature maps")
         return sum(w * F.l1_loss(f, r.detach()) for w, f, r in zip(weights, fake_feats, real_feats))
+
+
+def vgg_loss_if_cached(without: str) -> VGGLoss | None:
+    """VGG19's :class:`VGGLoss` where torchvision's weights are cached; else None and one warning, `without` (what
+    the caller does instead) followed by the missing file and how to get it."""
+    try:
+        return VGGLoss(pretrained=True)
+    except MissingWeightsError as e:
+        log.warning("%s (%s)", without, e)
+        return None

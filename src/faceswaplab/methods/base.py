@@ -138,6 +138,27 @@ class FaceSwapMethod(L.LightningModule):
             out, _ = resize_batch(self.swap_tensors(target_t, source_t, **kwargs), None, crop)
         return from_batch(kind, out, target)
 
+    def swap_from_shots(self, target: Images, source: Images, shots: int, given, *, target_landmarks: Landmarks = None,
+                        source_landmarks: Landmarks = None) -> Images:
+        """:meth:`swap` from `shots` = K source crops per target (K in all, shared by every target, or B * K), for
+        methods that take several photos of the source. The crops (B', K, 3, S, S) and their landmarks
+        (B', K, 68, 2), resized to the method's ``image_size``, go through ``given(crops, landmarks)``, whose result
+        :meth:`swap_tensors` finds in ``self.__dict__["given"]`` (and `source` None) during this swap."""
+        name = type(self).__name__
+        _, src = to_batch(source, self.device, "source")
+        lms = to_landmarks(source_landmarks, len(src), self.device, "source_landmarks")
+        if lms is None:
+            raise ValueError(f"{name}.swap needs source_landmarks (K, 68, 2) or (B * K, 68, 2) with shots")
+        if len(src) % shots:
+            raise ValueError(f"shots={shots}: {len(src)} source crops are not K or B * K")
+        src, lms = resize_batch(src, lms, self.hparams.image_size)
+        size = src.shape[-1]
+        self.__dict__["given"] = given(src.view(-1, shots, 3, size, size), lms.view(-1, shots, 68, 2))
+        try:
+            return self.swap(target, None, target_landmarks=target_landmarks)
+        finally:
+            self.__dict__.pop("given", None)
+
     def swap_photo(self, image, source=None, **options):
         """Swap the faces of a whole photo, not an aligned crop: detect, choose, align, swap and paste back as
         ``python -m faceswaplab.swap`` does. `image` and `source` (the identity photo, for methods that take

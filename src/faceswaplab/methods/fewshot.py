@@ -35,7 +35,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from faceswaplab.data.schema import IDENTITY, IMAGE, LANDMARKS, SIDES, key
 from faceswaplab.faces.sketch import draw_landmark_sketch
-from faceswaplab.images import resize_batch, to_batch, to_landmarks
 from faceswaplab.methods.base import FaceSwapMethod
 from faceswaplab.methods.pix2pix import retarget_landmarks, update_mean_shape
 
@@ -207,21 +206,13 @@ class FewShot(FaceSwapMethod):
         if shots is None or source is None:
             return super().swap(target, source, target_landmarks=target_landmarks,
                                 source_landmarks=source_landmarks, direction=direction)
-        _, src = to_batch(source, self.device, "source")
-        lms = to_landmarks(source_landmarks, len(src), self.device, "source_landmarks")
-        if lms is None:
-            raise ValueError("FewShot.swap needs source_landmarks (K, 68, 2) or (B * K, 68, 2) with shots")
-        if len(src) % shots:
-            raise ValueError(f"shots={shots}: {len(src)} source crops are not K or B * K")
-        src, lms = resize_batch(src, lms, self.hparams.image_size)
-        size = src.shape[-1]
-        with torch.no_grad():
-            e = self.embed(src.view(-1, shots, 3, size, size), lms.view(-1, shots, 68, 2))
-        self.__dict__["given"] = (e, lms.view(-1, shots, 68, 2).mean(1))
-        try:
-            return super().swap(target, None, target_landmarks=target_landmarks)
-        finally:
-            self.__dict__.pop("given", None)
+
+        def given(src: Tensor, lms: Tensor) -> tuple[Tensor, Tensor]:  # (B', K, ...) -> embedding, mean shape
+            with torch.no_grad():
+                return self.embed(src, lms), lms.mean(1)
+
+        return self.swap_from_shots(target, source, shots, given, target_landmarks=target_landmarks,
+                                    source_landmarks=source_landmarks)
 
     def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
                      source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
@@ -345,17 +336,11 @@ class FewShot(FaceSwapMethod):
     def on_fit_start(self) -> None:
         # Before the first batch, so that a missing face network stops the run at once with the file's name.
         if self.content is None:
-            from faceswaplab.faces.backends import MissingWeightsError
-            from faceswaplab.losses import FacePerceptualLoss, VGGLoss
+            from faceswaplab.losses import FacePerceptualLoss, vgg_loss_if_cached
 
-            vgg = None
-            if self.hparams.lambda_vgg > 0:
-                try:
-                    vgg = VGGLoss(pretrained=True).to(self.device)
-                except MissingWeightsError as e:
-                    log.warning("FewShot: VGG19's weights are not available, so L_CNT is the face network's term "
-                                "alone (%s)", e)
-            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), vgg)
+            vgg = vgg_loss_if_cached("FewShot: VGG19's weights are not available, so L_CNT is the face network's "
+                                     "term alone") if self.hparams.lambda_vgg > 0 else None
+            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), None if vgg is None else vgg.to(self.device))
         if self.finetune_source is not None and not self.person_ready:
             self.init_person(self.trainer.datamodule)
 

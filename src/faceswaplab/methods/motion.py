@@ -32,20 +32,15 @@ Code names -> paper names:
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from faceswaplab.data.schema import IDENTITY, IMAGE, LANDMARKS
 from faceswaplab.faces.masks import face_hull_mask
-from faceswaplab.images import resize_batch, to_batch, to_landmarks
 from faceswaplab.methods.base import FaceSwapMethod
 from faceswaplab.methods.fewshot import FewShot
 from faceswaplab.methods.pix2pix import fit_similarity, retarget_landmarks, update_mean_shape
-
-log = logging.getLogger(__name__)
 
 # The 68 landmarks' regions whose centres are the keypoints (the jaw's middle point 8 belongs to both halves).
 REGIONS = (range(0, 9), range(8, 17), range(17, 22), range(22, 27), range(27, 31), range(31, 36), range(36, 42),
@@ -274,19 +269,8 @@ class Motion(FaceSwapMethod):
         if shots is None or source is None:
             return super().swap(target, source, target_landmarks=target_landmarks,
                                 source_landmarks=source_landmarks, direction=direction)
-        _, src = to_batch(source, self.device, "source")
-        lms = to_landmarks(source_landmarks, len(src), self.device, "source_landmarks")
-        if lms is None:
-            raise ValueError("Motion.swap needs source_landmarks (K, 68, 2) or (B * K, 68, 2) with shots")
-        if len(src) % shots:
-            raise ValueError(f"shots={shots}: {len(src)} source crops are not K or B * K")
-        src, lms = resize_batch(src, lms, self.hparams.image_size)
-        size = src.shape[-1]
-        self.__dict__["given"] = (src.view(-1, shots, 3, size, size), lms.view(-1, shots, 68, 2))
-        try:
-            return super().swap(target, None, target_landmarks=target_landmarks)
-        finally:
-            self.__dict__.pop("given", None)
+        return self.swap_from_shots(target, source, shots, lambda src, lms: (src, lms),
+                                    target_landmarks=target_landmarks, source_landmarks=source_landmarks)
 
     def swap_tensors(self, target: Tensor, source: Tensor | None = None, *, target_landmarks: Tensor | None = None,
                      source_landmarks: Tensor | None = None, direction: str | None = None) -> Tensor:
@@ -361,13 +345,8 @@ class Motion(FaceSwapMethod):
     def on_fit_start(self) -> None:
         # Before the first batch, so that a missing face network stops the run at once with the file's name.
         if self.content is None:
-            from faceswaplab.faces.backends import MissingWeightsError
-            from faceswaplab.losses import FacePerceptualLoss, VGGLoss
+            from faceswaplab.losses import FacePerceptualLoss, vgg_loss_if_cached
 
-            vgg = None
-            if self.hparams.lambda_vgg > 0:
-                try:
-                    vgg = VGGLoss(pretrained=True).to(self.device)
-                except MissingWeightsError as e:
-                    log.warning("Motion: VGG19's weights are not available, so loss_perc is left out (%s)", e)
-            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), vgg)
+            vgg = vgg_loss_if_cached("Motion: VGG19's weights are not available, so loss_perc is left out"
+                                     ) if self.hparams.lambda_vgg > 0 else None
+            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), None if vgg is None else vgg.to(self.device))

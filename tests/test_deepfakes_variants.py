@@ -2,6 +2,7 @@
 the training schedule, each against the reference behaviour it copies."""
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
 from fidelity_helpers import cfg_for, fit
@@ -49,6 +50,22 @@ def test_liae_codes_follow_deepfacelab():
         torch.testing.assert_close(rgb, net.decoder(code)[0])
     net(x, "A")[0].sum().backward()
     assert all(p.grad is None for p in net.inter_B.parameters())
+
+
+@pytest.mark.parametrize("arch", ["df", "liae"])
+def test_the_training_steps_one_encoder_pass_for_both_sides_equals_one_per_side(arch):
+    """The step encodes A's and B's faces in one call of the shared encoder: each side's output must be what
+    ``decode`` gives for that side alone (the encoder has no batch statistics)."""
+    from faceswaplab.methods.deepfakes import DeepFakes
+
+    torch.manual_seed(0)
+    method = DeepFakes(32, arch=arch, enc_width=4, latent=8, dense_channels=8, code_channels=8, dec_width=8).train()
+    images = {"A": torch.rand(3, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    together = method.decode_sides(images)
+    for side in "AB":
+        for got, alone in zip(together[side], method.decode(images[side], side)):
+            assert got.shape[0] == images[side].shape[0]
+            torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-5)
 
 
 def _regions(seed=0, size=32):

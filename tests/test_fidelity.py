@@ -249,6 +249,21 @@ def test_cyclegan_trains_with_the_augmentation():
     assert method.hparams.augment and float(method.trainer.callback_metrics["train/loss_cycle_A"]) > 0
 
 
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_cyclegan_one_pass_for_two_inputs_equals_two_passes(norm):
+    """The step runs G on (a, b) and D on (real, fake) in one call; that must not change what a net computes:
+    instance norm keeps samples apart, and under batch norm (which would mix them) the calls stay separate."""
+    from faceswaplab.methods.cyclegan import CycleGAN
+
+    torch.manual_seed(0)
+    method = CycleGAN(gen_width=8, gen_blocks=2, disc_width=8, norm=norm).train()
+    x, y = torch.rand(2, 1, 3, 32, 32) * 2 - 1
+    for net in (method.netG_A, method.netD_A):
+        together = method.both(net, x, y)
+        for got, alone in zip(together, (net(x), net(y))):
+            torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ all methods
 
 

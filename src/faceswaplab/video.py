@@ -125,7 +125,7 @@ class SegmentWriter:
     """
 
     def __init__(self, path: str | os.PathLike, info: VideoInfo, codec: str = "libx264", crf: int = 18,
-                 preset: str = "fast"):
+                 preset: str = "veryfast"):
         import av
 
         self.path = Path(path)

@@ -151,6 +151,15 @@ class CycleGAN(FaceSwapMethod):
         t, _ = direction_sides(direction or "AtoB")
         return self.netG_A(target) if t == "A" else self.netG_B(target)
 
+    def both(self, net: torch.nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``net(x), net(y)``. With instance norm (or none) each sample is normalised alone, so both go through in
+        one call: the same result up to float rounding, in fewer and larger kernels (faster at batch 1, on CPU and
+        GPU). Batch norm's statistics would mix them, so there the two calls stay apart, as in the reference."""
+        if self.hparams.norm == "batch":
+            return net(x), net(y)
+        out = net(torch.cat([x, y]))
+        return out[: len(x)], out[len(x):]
+
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, 0.999)
@@ -167,19 +176,20 @@ class CycleGAN(FaceSwapMethod):
 
         # Generators G (netG_A) and F (netG_B); the discriminators are frozen by the toggle.
         with self.toggled_optimizer(opt_g):
-            fake_B = self.netG_A(real_A)
+            if hp.lambda_identity > 0:
+                fake_B, idt_A = self.both(self.netG_A, real_A, real_B)
+                fake_A, idt_B = self.both(self.netG_B, real_B, real_A)
+                loss_idt_A = F.l1_loss(idt_A, real_B) * hp.lambda_B * hp.lambda_identity
+                loss_idt_B = F.l1_loss(idt_B, real_A) * hp.lambda_A * hp.lambda_identity
+            else:
+                fake_B, fake_A = self.netG_A(real_A), self.netG_B(real_B)
+                loss_idt_A = loss_idt_B = real_A.new_zeros(())
             rec_A = self.netG_B(fake_B)
-            fake_A = self.netG_B(real_B)
             rec_B = self.netG_A(fake_A)
             loss_G_A = self.criterion_gan(self.netD_A(fake_B), True)
             loss_G_B = self.criterion_gan(self.netD_B(fake_A), True)
             loss_cycle_A = F.l1_loss(rec_A, real_A) * hp.lambda_A
             loss_cycle_B = F.l1_loss(rec_B, real_B) * hp.lambda_B
-            if hp.lambda_identity > 0:
-                loss_idt_A = F.l1_loss(self.netG_A(real_B), real_B) * hp.lambda_B * hp.lambda_identity
-                loss_idt_B = F.l1_loss(self.netG_B(real_A), real_A) * hp.lambda_A * hp.lambda_identity
-            else:
-                loss_idt_A = loss_idt_B = real_A.new_zeros(())
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
             opt_g.zero_grad()
             self.manual_backward(loss_G)
@@ -189,8 +199,10 @@ class CycleGAN(FaceSwapMethod):
         with self.toggled_optimizer(opt_d):
             pooled_B = self.fake_B_pool.query(fake_B)
             pooled_A = self.fake_A_pool.query(fake_A)
-            loss_D_A = 0.5 * (self.criterion_gan(self.netD_A(real_B), True) + self.criterion_gan(self.netD_A(pooled_B), False))
-            loss_D_B = 0.5 * (self.criterion_gan(self.netD_B(real_A), True) + self.criterion_gan(self.netD_B(pooled_A), False))
+            real_B_pred, pooled_B_pred = self.both(self.netD_A, real_B, pooled_B)
+            real_A_pred, pooled_A_pred = self.both(self.netD_B, real_A, pooled_A)
+            loss_D_A = 0.5 * (self.criterion_gan(real_B_pred, True) + self.criterion_gan(pooled_B_pred, False))
+            loss_D_B = 0.5 * (self.criterion_gan(real_A_pred, True) + self.criterion_gan(pooled_A_pred, False))
             opt_d.zero_grad()
             self.manual_backward(loss_D_A + loss_D_B)
             opt_d.step()

@@ -123,6 +123,17 @@ class DeepFakes(FaceSwapMethod):
         out = self.liae(images, side) if self.hparams.arch == "liae" else self.decoders[side](self.encoder(images))
         return out if self.hparams.learn_mask else (out, None)
 
+    def decode_sides(self, images: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor | None]]:
+        """``decode(images[x], x)`` for both sides, the shared encoder run once over both batches: it has no
+        batch statistics, so this is the same up to float rounding, in larger and fewer kernels."""
+        both = self.encoder if self.hparams.arch == "df" else self.liae.encoder
+        feats = both(torch.cat([images[x] for x in SIDES])).split([len(images[x]) for x in SIDES])
+        out = {}
+        for x, h in zip(SIDES, feats):
+            y = self.decoders[x](h) if self.hparams.arch == "df" else self.liae.decode(h, x)
+            out[x] = y if self.hparams.learn_mask else (y, None)
+        return out
+
     def to_template(self, landmarks: Tensor, image: Tensor, *maps: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
         """Warp an image (N, 3, S, S) and maps (N, C, S, S) of the same crops into the template frame.
 
@@ -164,12 +175,16 @@ class DeepFakes(FaceSwapMethod):
         faces: dict[str, tuple[Tensor, Tensor]] = {}
         with self.toggled_optimizer(opt_g):
             total = 0.0
+            inputs, warped = {}, {}
             for x in SIDES:
                 real, mask, parts = batch[f"image_{x}"], batch[f"mask_{x}"], batch[f"parts_{x}"]
                 if hp.align:
                     real, (mask, parts), _ = self.to_template(batch[f"landmarks_{x}"], real, mask, parts)
-                warped = random_warp(real, warp, hp.warp_grid)[0] if warp > 0 else real
-                face, pred_mask = self.decode(warped, x)  # (N, 3, S, S), (N, 1, S, S) | None
+                inputs[x] = real, mask, parts
+                warped[x] = random_warp(real, warp, hp.warp_grid)[0] if warp > 0 else real
+            decoded = self.decode_sides(warped)
+            for x in SIDES:
+                (real, mask, parts), (face, pred_mask) = inputs[x], decoded[x]  # (N, 3, S, S), (N, 1, S, S) | None
                 terms = reconstruction_terms(hp.loss, face, real, mask, parts, **weights)
                 if pred_mask is not None:
                     mask_error = (pred_mask - mask).abs() if hp.loss == "l1_ssim" else (pred_mask - mask) ** 2

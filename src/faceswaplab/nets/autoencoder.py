@@ -94,7 +94,10 @@ class LIAE(nn.Module):
         self.decoder = Decoder(size, dec_width, 2 * code_channels, mask)
 
     def forward(self, x: torch.Tensor, side: str):
-        h = self.encoder(x)
+        return self.decode(self.encoder(x), side)
+
+    def decode(self, h: torch.Tensor, side: str):
+        """The output for `side` from the shared encoder's features `h` (B, C, 4, 4)."""
         ab = self.inter_AB(h)
         first = ab if side == "A" else self.inter_B(h)
         return self.decoder(torch.cat([first, ab], 1))  # code (B, 2 * code_channels, 8, 8)

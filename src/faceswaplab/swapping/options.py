@@ -52,7 +52,7 @@ class SmoothingOptions:
 class VideoOptions:
     codec: str = "libx264"  # libx264, or mpeg4 where libx264 is unavailable
     crf: int = 18  # libx264 quality (lower: better, larger)
-    preset: str = "fast"
+    preset: str = "veryfast"  # libx264 speed preset; at crf 18 veryfast takes half the encode time of fast
     segment_frames: int = 250  # frames per resumable segment
     redetect_every: int = 30  # search the whole frame at least this often; in between, near the last faces
     track: bool = True  # between those searches refit the last frame's landmarks without detecting (checked)

@@ -1,7 +1,7 @@
 """Frames per second of ``faceswaplab.swap`` on a 720p video with one face, per method, on CPU: the previous
 video path against the current one, and the current one's time per stage.
 
-    python benchmarks/swap_speed.py [--frames 90] [--threads 1 2] [--repeats 2] [--baseline 8e3ea88]
+    python benchmarks/swap_speed.py [--frames 180] [--threads 1 2] [--repeats 2] [--baseline 8e3ea88]
 
 Converts the first `--frames` frames of ``../shared/media/videos/lp_s32_woman_interview.mp4`` (1280x720, 30 fps,
 audio) end to end through :func:`faceswaplab.swapping.swap_media`: decode, face tracking / detection (dlib HOG and
@@ -113,7 +113,7 @@ def baseline_tree(rev: str, tmp: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--frames", type=int, default=180)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch and OpenCV threads (each)")
     ap.add_argument("--methods", nargs="+", default=["landmark_warp", "deepfakes"])
     ap.add_argument("--repeats", type=int, default=2, help="old/new pairs per method and thread count")

@@ -121,6 +121,20 @@ def test_augment_with_cpu_generator_on_any_device(landmarks):
         assert torch.allclose(c[0].cpu(), a[0], atol=1e-4) and torch.allclose(c[1].cpu(), a[1], atol=1e-3)
 
 
+def test_one_generator_per_sample_augments_each_as_alone(landmarks):
+    """A batch with a generator per sample (how the data module augments a whole batch in one call) gives every
+    sample exactly what a call on that sample alone with its generator gives."""
+    aug = Augment(flip=0.5, rotate=10, scale=0.05, translate=0.03, brightness=0.2, contrast=0.2, saturation=0.2,
+                  warp=0.02)
+    x = torch.rand(4, 5, 64, 64, generator=_gen(0)) * 2 - 1  # RGB and two mask channels
+    images, points, info = aug(x, landmarks, [_gen(s) for s in (3, 4, 5, 6)], return_info=True)
+    for k, seed in enumerate((3, 4, 5, 6)):
+        alone, alone_points, alone_info = aug(x[k:k + 1], landmarks[k:k + 1], _gen(seed), return_info=True)
+        assert torch.equal(images[k], alone[0]) and torch.equal(points[k], alone_points[0])
+        assert torch.equal(info["flipped"][k], alone_info["flipped"][0])
+    assert not torch.equal(images[0], images[1])
+
+
 def test_pose_follows_flip_and_rotation():
     """Roll after rotating a render by our affine matches the renderer's own roll convention."""
     r = SyntheticFaces(seed=0, num_identities=1)

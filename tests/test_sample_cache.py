@@ -120,3 +120,29 @@ def test_augmented_masks_follow_the_image_and_match_masks_drawn_from_the_moved_l
         flipped += int(lm[36, 0] > lm[45, 0])  # the outer eye corner labels stay on their sides after a flip
     assert flipped == 0
     assert torch.equal(ds[(2, 7)]["mask"], ds[(2, 7)]["mask"])  # the same seed, the same geometry
+
+
+def test_a_batch_fetched_at_once_equals_its_items_fetched_one_by_one():
+    """The DataLoader fetches a batch with ``__getitems__`` (one augmentation call per side); every sample must be
+    what fetching it alone gives, for unaugmented items, pairs, many identities and ground-truth visible masks."""
+    from faceswaplab.data.datasets import ManyDataset, PairDataset
+
+    def ds(identity, occlusion=0.0):
+        return FaceDataset(SyntheticIdentity(identity, num_samples=8, occlusion=occlusion, store=False),
+                           list(range(8)), identity, image_size=32,
+                           augment=Augment(rotate=8, scale=0.05, brightness=0.2), cache=SampleCache(16))
+
+    cases = [
+        (ds(0, occlusion=1.0), [(0, 5), (3, -1), (2, 7), (2, 8)]),
+        (PairDataset(ds(0), ds(1)), [(0, 1, 4), (5, 2, 9), (7, 7, -1)]),
+        (ManyDataset([ds(0), ds(1), ds(2)]), [(2, 1, 3), (0, 4, 3), (2, 5, 6), (1, 0, -1)]),
+    ]
+    for dataset, items in cases:
+        together = dataset.__getitems__(items)
+        for item, got in zip(items, together):
+            alone = dataset[item]
+            assert got.keys() == alone.keys()
+            for k in got:
+                assert torch.equal(got[k], alone[k]), (type(dataset).__name__, item, k)
+    assert "visible" in cases[0][0][(0, 5)]  # the occluded source carries its visible mask through
+    assert not torch.equal(cases[0][0][(2, 7)]["image"], cases[0][0][(2, 8)]["image"])

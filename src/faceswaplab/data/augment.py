@@ -1,7 +1,8 @@
 """Batched, device-agnostic augmentations of face crops that keep landmarks in step.
 
 Images are (B, C, H, W) float (usually in [-1, 1]), landmarks (B, K, 2) pixel (x, y) with pixel centres at
-integers. Randomness comes from an optional ``torch.Generator`` (on any device), so results are reproducible.
+integers. Randomness comes from an optional ``torch.Generator`` (on any device), so results are reproducible; a
+list of B generators gives each sample its own, and a sample then gets what a call on it alone would give.
 
 A *flow* is (B, 2, H, W) in pixels with ``out[p] = in[p + flow[p]]`` (backward warping, what ``grid_sample``
 does). :func:`warp_points` maps points the other way (where does an input point land in the output), so masks,
@@ -12,25 +13,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from faceswaplab.faces import template as T
 
+Generators = torch.Generator | Sequence[torch.Generator] | None  # one for the batch, or one per sample
+
 # Roll change of the synthetic renderer's pose per degree of clockwise (on screen) image rotation.
 ROLL_PER_CLOCKWISE_DEGREE = 1.0
 
 
-def _rand(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+def _draw(fn, shape, generator, device) -> torch.Tensor:
+    if isinstance(generator, (list, tuple)):  # one per sample: each draws what it would for a batch of one
+        return torch.cat([_draw(fn, (1, *shape[1:]), g, device) for g in generator])
+    gen_device = generator.device if generator is not None else device
+    return fn(shape, generator=generator, device=gen_device).to(device)
+
+
+def _rand(shape, generator, device) -> torch.Tensor:
     """Uniform [0, 1) drawn on the generator's device (so a CPU generator works for CUDA images)."""
-    gen_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+    return _draw(torch.rand, shape, generator, device)
 
 
-def _randn(shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+def _randn(shape, generator, device) -> torch.Tensor:
+    return _draw(torch.randn, shape, generator, device)
 
 
 def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -72,7 +81,7 @@ def random_warp(
     images: torch.Tensor,
     strength: float = 0.03,
     grid: int = 5,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepFakes-style random warp: random offsets on a coarse `grid` x `grid` lattice, smoothly upsampled.
 
@@ -98,7 +107,7 @@ def flip_landmarks(landmarks: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def random_flip(
-    images: torch.Tensor, landmarks: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+    images: torch.Tensor, landmarks: torch.Tensor, p: float = 0.5, generator: Generators = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mirror each sample with probability p. Returns (images, landmarks, flipped (B,) bool)."""
     B, _, _, W = images.shape
@@ -115,7 +124,7 @@ def affine_matrices(
     rotate: float = 0.0,
     scale: float = 0.0,
     translate: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     device=None,
 ) -> torch.Tensor:
     """Random (B, 2, 3) pixel affines about the image centre: rotation within +-rotate degrees, scale within
@@ -161,7 +170,7 @@ def random_affine(
     rotate: float = 10.0,
     scale: float = 0.05,
     translate: float = 0.05,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Small random similarity jitter. Returns (images, landmarks, matrices (B, 2, 3))."""
     B, _, H, W = images.shape
@@ -174,7 +183,7 @@ def color_jitter(
     brightness: float = 0.1,
     contrast: float = 0.1,
     saturation: float = 0.1,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
     """Random brightness, contrast and saturation factors in 1 +- the given amounts, for RGB in [-1, 1]."""
     B = images.shape[0]
@@ -212,7 +221,7 @@ class Augment:
         self,
         images: torch.Tensor,
         landmarks: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         return_info: bool = False,
     ):
         """Augment images (B, C, H, W) and landmarks (B, 68, 2) -> (images, landmarks) of the same shapes. The first

@@ -96,37 +96,69 @@ class FaceDataset(Dataset):
             raw = {**raw, "_maps": np.round(maps * 255).astype(np.uint8)}
         return raw
 
-    def __getitem__(self, item) -> dict[str, torch.Tensor]:
-        i, aug_seed = item if isinstance(item, tuple) else (item, -1)
-        i = int(i)
-        size = self.image_size
+    def _raw(self, i: int) -> dict:
         sample_id = self.ids[i]
         if self.cache is None:
-            raw = self._load(sample_id)
-        else:
-            key = (self.source.name, sample_id, size, self.augment is not None)
-            raw = self.cache.get(key, lambda: self._load(sample_id))
-        image = to_tensor(raw["image"])[None]  # (1, 3, S, S)
-        lm = torch.tensor(np.asarray(raw["landmarks"]), dtype=torch.float32)[None]  # (1, 68, 2); copies (see cache)
+            return self._load(sample_id)
+        key = (self.source.name, sample_id, self.image_size, self.augment is not None)
+        return self.cache.get(key, lambda: self._load(sample_id))
+
+    def __getitem__(self, item) -> dict[str, torch.Tensor]:
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items: Sequence) -> list[dict[str, torch.Tensor]]:
+        """Several items at once (the DataLoader fetches a batch so): the augmented ones go through one call of
+        the augmentation, each with its own seed's generator, which gives what one call per item would."""
+        items = [(int(it[0]), it[1]) if isinstance(it, tuple) else (int(it), -1) for it in items]
+        raws = [self._raw(i) for i, _ in items]
+        augmented = [k for k, (_, seed) in enumerate(items)
+                     if self.augment is not None and seed is not None and seed >= 0]
+        out = [None if k in augmented else self._sample(i, raw) for k, ((i, _), raw) in enumerate(zip(items, raws))]
+        # One call per kind of sample (with or without a ground-truth visible mask: a different channel count).
+        for has_visible in (False, True):
+            group = [k for k in augmented if ("visible" in raws[k]) == has_visible]
+            if group:
+                for k, sample in zip(group, self._augmented([items[k] for k in group], [raws[k] for k in group])):
+                    out[k] = sample
+        return out
+
+    def _augmented(self, items: list[tuple[int, int]], raws: list[dict]) -> list[dict[str, torch.Tensor]]:
+        """Augment the loaded samples together: image, mask, eyes, mouth (and visible) through one geometry;
+        channels after RGB skip the colour."""
+        image = torch.stack([to_tensor(r["image"]) for r in raws])  # (B, 3, S, S)
+        lm = torch.from_numpy(np.stack([np.asarray(r["landmarks"], np.float32) for r in raws]))  # (B, 68, 2)
+        maps = torch.from_numpy(np.stack([r["_maps"] for r in raws]).astype(np.float32) * (1 / 255))  # (B, 3, S, S)
+        stack = [image, maps]
+        if "visible" in raws[0]:
+            stack.append(torch.from_numpy(np.stack([np.asarray(r["visible"], np.float32) for r in raws]))[:, None])
+        generators = [torch.Generator().manual_seed(int(seed)) for _, seed in items]
+        stack, lm, info = self.augment(torch.cat(stack, 1), lm, generators, return_info=True)
+        image, hull, parts = stack[:, :3], stack[:, 3:4], stack[:, 4:6]
+        visible = stack[:, 6:7] if stack.shape[1] > 6 else None
+        mask = occlusion_aware_mask(self.mask, image, hull)  # (B, 1, S, S)
+        pose = None
+        if "pose" in raws[0]:
+            pose = torch.tensor(np.stack([r["pose"] for r in raws]), dtype=torch.float32)
+            pose = self.augment.adjust_pose(pose, info)
+        return [self._fields(i, raw, image[k], lm[k], mask[k], parts[k], None if pose is None else pose[k],
+                             None if visible is None else visible[k])
+                for k, ((i, _), raw) in enumerate(zip(items, raws))]
+
+    def _sample(self, i: int, raw: dict) -> dict[str, torch.Tensor]:
+        """An unaugmented sample: its maps drawn from its landmarks."""
+        image = to_tensor(raw["image"])  # (3, S, S)
+        lm = torch.tensor(np.asarray(raw["landmarks"]), dtype=torch.float32)  # (68, 2); copies (see cache)
+        hull, eyes, mouth = (torch.from_numpy(m) for m in self._maps(lm.numpy()))
+        mask = occlusion_aware_mask(self.mask, image[None], hull[None, None])[0]  # (1, S, S)
         pose = torch.tensor(raw["pose"], dtype=torch.float32) if "pose" in raw else None
-        visible = torch.tensor(np.asarray(raw["visible"]), dtype=torch.float32)[None, None] if "visible" in raw else None
-        if self.augment is not None and aug_seed is not None and aug_seed >= 0:
-            # Image, mask, eyes, mouth (and visible) through one geometry: channels after RGB skip the colour.
-            maps = torch.from_numpy(raw["_maps"].astype(np.float32) * (1 / 255))[None]  # (1, 3, S, S)
-            stack = torch.cat([image, maps] + ([visible] if visible is not None else []), 1)
-            stack, lm, info = self.augment(stack, lm, torch.Generator().manual_seed(int(aug_seed)), return_info=True)
-            image, hull, parts = stack[:, :3], stack[0, 3:4], stack[0, 4:6]
-            visible = stack[:, 6:7] if visible is not None else None
-            if pose is not None:
-                pose = self.augment.adjust_pose(pose[None], info)[0]
-        else:
-            hull, eyes, mouth = (torch.from_numpy(m) for m in self._maps(lm[0].numpy()))
-            hull, parts = hull[None], torch.stack([eyes, mouth])
-        mask = occlusion_aware_mask(self.mask, image, hull[None])[0]  # (1, S, S)
+        visible = torch.tensor(np.asarray(raw["visible"]), dtype=torch.float32)[None] if "visible" in raw else None
+        return self._fields(i, raw, image, lm, mask, torch.stack([eyes, mouth]), pose, visible)
+
+    def _fields(self, i: int, raw: dict, image, landmarks, mask, parts, pose, visible) -> dict[str, torch.Tensor]:
         out = {
-            S.IMAGE: image[0].contiguous(),
-            S.LANDMARKS: lm[0].float().contiguous(),
-            S.MASK: mask,
+            S.IMAGE: image.contiguous(),
+            S.LANDMARKS: landmarks.float().contiguous(),
+            S.MASK: mask.contiguous(),
             S.PARTS: parts.contiguous(),
             S.IDENTITY: torch.tensor(self.identity, dtype=torch.int64),
             S.INDEX: torch.tensor(i, dtype=torch.int64),
@@ -136,7 +168,7 @@ class FaceDataset(Dataset):
         if "expression" in raw:
             out[S.EXPRESSION] = torch.tensor(raw["expression"], dtype=torch.float32)
         if visible is not None:
-            out[S.VISIBLE] = visible[0].clamp(0, 1)
+            out[S.VISIBLE] = visible.clamp(0, 1).contiguous()
         return out
 
 
@@ -150,12 +182,15 @@ class PairDataset(Dataset):
         return max(len(self.a), len(self.b))
 
     def __getitem__(self, item) -> dict[str, torch.Tensor]:
-        ia, ib, seed = item if isinstance(item, tuple) else (item % len(self.a), item % len(self.b), -1)
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items: Sequence) -> list[dict[str, torch.Tensor]]:
+        items = [it if isinstance(it, tuple) else (it % len(self.a), it % len(self.b), -1) for it in items]
         # Independent augmentation streams for the two sides.
-        sa, sb = (-1, -1) if seed < 0 else (2 * seed, 2 * seed + 1)
-        out = {S.key(k, "A"): v for k, v in self.a[(ia, sa)].items()}
-        out.update({S.key(k, "B"): v for k, v in self.b[(ib, sb)].items()})
-        return out
+        a = self.a.__getitems__([(ia, -1 if seed < 0 else 2 * seed) for ia, _, seed in items])
+        b = self.b.__getitems__([(ib, -1 if seed < 0 else 2 * seed + 1) for _, ib, seed in items])
+        return [{**{S.key(k, "A"): v for k, v in x.items()}, **{S.key(k, "B"): v for k, v in y.items()}}
+                for x, y in zip(a, b)]
 
 
 class ManyDataset(Dataset):
@@ -169,9 +204,19 @@ class ManyDataset(Dataset):
         return int(self.offsets[-1])
 
     def __getitem__(self, item) -> dict[str, torch.Tensor]:
-        if isinstance(item, tuple):
-            k, i, seed = item
-        else:
-            k = int(np.searchsorted(self.offsets, item, side="right") - 1)
-            i, seed = item - int(self.offsets[k]), -1
-        return self.datasets[k][(i, seed)]
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items: Sequence) -> list[dict[str, torch.Tensor]]:
+        located = []
+        for item in items:
+            if isinstance(item, tuple):
+                located.append(item)
+            else:
+                k = int(np.searchsorted(self.offsets, item, side="right") - 1)
+                located.append((k, item - int(self.offsets[k]), -1))
+        out: list = [None] * len(items)
+        for k in sorted({loc[0] for loc in located}):  # each identity's items in one call
+            where = [n for n, loc in enumerate(located) if loc[0] == k]
+            for n, sample in zip(where, self.datasets[k].__getitems__([located[n][1:] for n in where])):
+                out[n] = sample
+        return out

@@ -6,6 +6,12 @@
 Inputs: every photo under media/photos (tight 150 px crops, portraits, group photos) plus frames of each video in
 media/videos sampled at --fps (at most --max-frames each). Each setting runs into a fresh output folder; the
 time includes starting the worker processes, so it is what a user waits for.
+
+`--versus-plain N` also times, N rounds alternating, ``prepare`` with one worker on the photos alone against a
+plain loop of the same work written directly on dlib and OpenCV (read, HOG detection at the same upsampling, the
+68-point predictor, a similarity fit of the inner landmarks to the same template, a 256 px crop, PNG written),
+both in this process with their models loaded beforehand, so the difference is what ``prepare`` adds (its checks,
+records, atomic writes, resumability).
 """
 
 from __future__ import annotations
@@ -53,6 +59,60 @@ def run(folder: Path, workers: int, upsample: int, fps: float, max_frames: int) 
             "faces_per_s": s.faces / dt, "load": (load + os.getloadavg()[0]) / 2}
 
 
+def plain_dlib(photos: list[Path], out: Path, upsample: int, size: int = 256) -> int:
+    """The same work as ``prepare`` on photos, as a short script would do it; returns the faces written."""
+    import cv2
+    import dlib
+    import numpy as np
+
+    from faceswaplab.faces import template
+    from faceswaplab.faces.backends import _dlib_model
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = _dlib_model("shape_predictor", "shape_predictor_68_face_landmarks.dat")
+    dst = template.canonical_landmarks(size, template.DEFAULT_MARGIN)[template.INNER].astype(np.float32)
+    faces = 0
+    for path in photos:
+        image = dlib.load_rgb_image(str(path))
+        for k, box in enumerate(detector(image, upsample)):
+            shape = predictor(image, box)
+            lm = np.array([[pt.x, pt.y] for pt in shape.parts()], np.float32)[template.INNER]
+            m, _ = cv2.estimateAffinePartial2D(lm, dst, method=cv2.LMEDS)
+            crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            cv2.imwrite(str(out / f"{path.stem}_{k}.png"), crop[..., ::-1])
+            faces += 1
+    return faces
+
+
+def versus_plain(media: Path, rounds: int, upsample: int) -> list[dict]:
+    """``prepare`` (one worker) against :func:`plain_dlib` on the photos, rounds alternating."""
+    from faceswaplab.data.preparation import prepare
+    from faceswaplab.faces.backends import _dlib_model
+
+    _dlib_model("shape_predictor", "shape_predictor_68_face_landmarks.dat")  # both start with models loaded
+    photos = sorted((media / "photos").rglob("*.jpg"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for p in photos:
+            (folder / f"{p.parent.name}__{p.name}").symlink_to(p)
+        for r in range(rounds):
+            for kind in ("prepare", "plain"):
+                out = Path(tmp) / f"{kind}_{r}"
+                out.mkdir()
+                wall, cpu = time.perf_counter(), time.process_time()
+                if kind == "prepare":
+                    faces = prepare(folder, out, backend="dlib", detector="hog", upsample=upsample, workers=1,
+                                    progress=False, require_faces=False).faces
+                else:
+                    faces = plain_dlib(sorted(folder.iterdir()), out, upsample)
+                rows.append({"round": r, "kind": kind, "faces": faces, "seconds": time.perf_counter() - wall,
+                             "cpu": time.process_time() - cpu})
+                shutil.rmtree(out)
+    return rows
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (the worker processes)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -67,6 +127,8 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=60)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--upsample", type=int, nargs="+", default=[1, 0], help="dlib HOG upsampling (1 is the default)")
+    ap.add_argument("--versus-plain", type=int, default=0, metavar="N",
+                    help="also N alternating rounds against a plain dlib loop on the photos")
     ap.add_argument("--write", type=Path, help="write the results as markdown to this file")
     args = ap.parse_args()
 
@@ -88,12 +150,32 @@ def main() -> None:
     for r in results:
         lines.append(f"| {r['workers']} | {r['upsample']} | {r['items']} | {r['faces']} | {r['seconds']:.1f} | "
                      f"{r['cpu']:.1f} | {r['faces_per_s']:.2f} | {r['faces'] / r['cpu']:.2f} | {r['load']:.1f} |")
+    if args.versus_plain:
+        import statistics
+
+        side = versus_plain(args.media, args.versus_plain, args.upsample[0])
+        pairs = [(a, b) for a, b in zip(side[::2], side[1::2])]
+        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in pairs)
+        cpu_ratio = statistics.median(a["cpu"] / b["cpu"] for a, b in pairs)
+        lines += [
+            "",
+            f"`prepare` (one worker) against a plain dlib loop doing the same work on the {n_photos} "
+            f"photos (upsample {args.upsample[0]}), both in one process with the models loaded, "
+            f"{args.versus_plain} rounds alternating; load average {os.getloadavg()[0]:.1f} at the end:",
+            "",
+            "| round | prepare s | faces | plain dlib s | faces | prepare / plain (wall) | (CPU) |",
+            "|--:|--:|--:|--:|--:|--:|--:|",
+            *(f"| {a['round']} | {a['seconds']:.2f} | {a['faces']} | {b['seconds']:.2f} | {b['faces']} | "
+              f"{a['seconds'] / b['seconds']:.2f} | {a['cpu'] / b['cpu']:.2f} |" for a, b in pairs),
+            f"| median | | | | | **{ratio:.2f}** | {cpu_ratio:.2f} |",
+        ]
     table = "\n".join(lines)
     print(table)
     if args.write:
         cmd = "python benchmarks/prepare_speed.py " + " ".join(
             [f"--fps {args.fps:g}", f"--max-frames {args.max_frames}", "--workers " + " ".join(map(str, args.workers)),
              "--upsample " + " ".join(map(str, args.upsample))]
+            + ([f"--versus-plain {args.versus_plain}"] if args.versus_plain else [])
         )
         args.write.write_text(
             "# prepare speed (dlib HOG)\n\n"

@@ -23,7 +23,6 @@ Replace the networks and the losses with yours. Loss names follow the reference 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from faceswaplab.data.schema import IMAGE, MASK, SIDES, key
@@ -67,4 +66,4 @@ class TemplateMethod(FaceSwapMethod):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=(0.5, 0.999))
+        return self.adam(self.parameters(), lr=self.hparams.lr, betas=(0.5, 0.999))

@@ -190,6 +190,12 @@ class FaceSwapMethod(L.LightningModule):
         """Record the class in the checkpoint (for :func:`load_method`); overrides must call ``super()``."""
         checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 
+    def adam(self, params, **kwargs) -> torch.optim.Adam:
+        """``torch.optim.Adam(params, **kwargs)`` with its fused kernel on a CPU: one pass over each tensor instead of
+        a dozen, the same update up to float rounding (the DeepFakes preset's step: 2.6 ms instead of 13.5,
+        ``benchmarks/optimizer_step.md``); on other devices torch's default."""
+        return torch.optim.Adam(params, fused=True if self.device.type == "cpu" else None, **kwargs)
+
     def log_losses(self, losses: dict[str, Tensor], total: Tensor, batch_size: int) -> None:
         """Log a training step's `losses` as ``train/<name>`` and `total` as ``train/loss`` (progress bar).
 

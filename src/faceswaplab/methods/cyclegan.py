@@ -163,8 +163,8 @@ class CycleGAN(FaceSwapMethod):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, 0.999)
-        opt_g = torch.optim.Adam([*self.netG_A.parameters(), *self.netG_B.parameters()], lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam([*self.netD_A.parameters(), *self.netD_B.parameters()], lr=hp.lr, betas=betas)
+        opt_g = self.adam([*self.netG_A.parameters(), *self.netG_B.parameters()], lr=hp.lr, betas=betas)
+        opt_d = self.adam([*self.netD_A.parameters(), *self.netD_B.parameters()], lr=hp.lr, betas=betas)
         return [opt_g, opt_d], linear_decay(self, [opt_g, opt_d], hp.n_epochs, hp.n_epochs_decay)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:

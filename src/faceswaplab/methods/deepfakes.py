@@ -158,10 +158,10 @@ class DeepFakes(FaceSwapMethod):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(self.autoencoder_parameters(), lr=hp.lr, betas=betas)
+        opt_g = self.adam(self.autoencoder_parameters(), lr=hp.lr, betas=betas)
         if self.discriminators is None:
             return opt_g
-        return [opt_g, torch.optim.Adam(self.discriminators.parameters(), lr=hp.lr, betas=betas)]
+        return [opt_g, self.adam(self.discriminators.parameters(), lr=hp.lr, betas=betas)]
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         hp = self.hparams

@@ -328,9 +328,9 @@ class FewShot(FaceSwapMethod):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
         shared = [*self.identity_embedding.parameters(), self.w0, self.b, self.w_person]  # in L and L_DSC both
-        opt_g = torch.optim.Adam([*self.embedder.parameters(), *self.netG.parameters(), *self.proj.parameters(),
+        opt_g = self.adam([*self.embedder.parameters(), *self.netG.parameters(), *self.proj.parameters(),
                                   self.psi_person, *shared], lr=hp.lr_G, betas=betas)
-        opt_d = torch.optim.Adam([*self.netD.parameters(), *shared], lr=hp.lr_D, betas=betas)
+        opt_d = self.adam([*self.netD.parameters(), *shared], lr=hp.lr_D, betas=betas)
         return [opt_g, opt_d]
 
     def on_fit_start(self) -> None:

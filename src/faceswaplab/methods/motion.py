@@ -340,7 +340,7 @@ class Motion(FaceSwapMethod):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return torch.optim.Adam(self.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2))
+        return self.adam(self.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2))
 
     def on_fit_start(self) -> None:
         # Before the first batch, so that a missing face network stops the run at once with the file's name.

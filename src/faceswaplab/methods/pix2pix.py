@@ -246,11 +246,9 @@ class Pix2Pix(FaceSwapMethod):
 
     def configure_optimizers(self):
         hp = self.hparams
-        # On CPU, Adam's fused kernel (the same update up to float rounding): steps of the CPU preset's 16 M
-        # parameters about 10 % faster (benchmarks/vs_reference.md); elsewhere torch's default.
-        kw = dict(lr=hp.lr, betas=(hp.beta1, 0.999), fused=True if self.device.type == "cpu" else None)
-        opt_g = torch.optim.Adam([*self.netG_A.parameters(), *self.netG_B.parameters()], **kw)
-        opt_d = torch.optim.Adam([*self.netD_A.parameters(), *self.netD_B.parameters()], **kw)
+        kw = dict(lr=hp.lr, betas=(hp.beta1, 0.999))
+        opt_g = self.adam([*self.netG_A.parameters(), *self.netG_B.parameters()], **kw)
+        opt_d = self.adam([*self.netD_A.parameters(), *self.netD_B.parameters()], **kw)
         return [opt_g, opt_d], linear_decay(self, [opt_g, opt_d], hp.n_epochs, hp.n_epochs_decay)
 
     def on_train_epoch_end(self) -> None:

@@ -276,8 +276,8 @@ class SimSwap(FaceSwapMethod):
     def configure_optimizers(self):
         hp = self.hparams
         betas = (hp.beta1, hp.beta2)
-        return [torch.optim.Adam(self.netG.parameters(), lr=hp.lr, betas=betas),
-                torch.optim.Adam(self.netD.parameters(), lr=hp.lr, betas=betas)]
+        return [self.adam(self.netG.parameters(), lr=hp.lr, betas=betas),
+                self.adam(self.netD.parameters(), lr=hp.lr, betas=betas)]
 
     # ---------------------------------------------------------------- previews and validation on any batch
 

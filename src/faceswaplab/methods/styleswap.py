@@ -168,4 +168,4 @@ class StyleSwap(FaceSwapMethod):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.generators.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
+        return self.adam(self.generators.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))

@@ -40,7 +40,7 @@ from faceswaplab.data.datasets import (
     plain as _plain,
 )
 from faceswaplab.data.samples import SampleAccess
-from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_init, yaw_bins
+from faceswaplab.data.samplers import ManySampler, PairSampler, rank_share, worker_context, worker_init, yaw_bins
 from faceswaplab.errors import ConfigError
 from faceswaplab.faces.masks import DEFAULT_FOREHEAD
 from faceswaplab.faces.occlusion import check_mask_kind, visibility_model
@@ -362,6 +362,7 @@ class FaceDataModule(SampleAccess, pl.LightningDataModule):
             pin_memory=self._pin(),
             drop_last=drop,
             worker_init_fn=worker_init if self.num_workers > 0 else None,
+            multiprocessing_context=worker_context() if self.num_workers > 0 else None,
         )
 
     def _pin(self) -> bool:

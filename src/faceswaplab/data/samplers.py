@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from typing import Callable, Sequence
 
@@ -19,6 +20,19 @@ def worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+def worker_context():
+    """Where DataLoader workers start: a fork server (a clean single-threaded process that has imported the data
+    code), not this process. Forking a process that runs threads (another loader's queue feeders, gloo's, shard
+    readers') can leave the new worker deadlocked inside ``fork`` itself, waiting for a lock a thread held at that
+    instant; a two-node run hung so, its second worker stuck in ``PyOS_AfterFork_Child``. None (the platform's
+    default) where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["faceswaplab.data"])  # imported once by the server, inherited by each worker
+    return ctx
 
 
 def _permutations(n: int, length: int, rng: np.random.Generator) -> np.ndarray:

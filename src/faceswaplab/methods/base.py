@@ -192,7 +192,7 @@ class FaceSwapMethod(L.LightningModule):
 
     def adam(self, params, **kwargs) -> torch.optim.Adam:
         """``torch.optim.Adam(params, **kwargs)`` with its fused kernel on a CPU: one pass over each tensor instead of
-        a dozen, the same update up to float rounding (the DeepFakes preset's step: 2.6 ms instead of 13.5,
+        a dozen, the same update up to float rounding (the DeepFakes preset's step: 2.3 ms instead of 12.5,
         ``benchmarks/optimizer_step.md``); on other devices torch's default."""
         return torch.optim.Adam(params, fused=True if self.device.type == "cpu" else None, **kwargs)
 

@@ -3,6 +3,7 @@ address), started the way a cluster starts them, with the environment variables 
 read: MASTER_ADDR, MASTER_PORT and NODE_RANK on a plain cluster, SLURM's variables (``SLURMEnvironment``) under
 srun. Both ranks must end with the same weights, and the run directory must be written by one of them."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -52,13 +53,21 @@ def two_nodes(run: Path, args: list[str], kind: str) -> list[tuple[int, str]]:
     port = free_port()
     # The test callbacks importable in the nodes; a hung node's threads printed when it is aborted.
     env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}", "PYTHONFAULTHANDLER": "1"}
-    nodes = [train_cli(run, *TWO_CPU_NODES, *args, env=env | node_env(kind, rank, port)) for rank in (0, 1)]
+    # Each node leads its own process group, so that a hung node is killed with its loader workers.
+    nodes = [train_cli(run, *TWO_CPU_NODES, *args, env=env | node_env(kind, rank, port), start_new_session=True)
+             for rank in (0, 1)]
     try:
         outs = [node.communicate(timeout=600)[0] for node in nodes]
     except subprocess.TimeoutExpired:
-        for node in nodes:
-            node.send_signal(signal.SIGABRT)
-        tails = [f"node {rank}:\n{node.communicate()[0][-6000:]}" for rank, node in enumerate(nodes)]
+        tails = []
+        for rank, node in enumerate(nodes):
+            node.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            try:
+                out = node.communicate(timeout=60)[0]
+            except subprocess.TimeoutExpired:  # a stuck worker of the node still holds its output open
+                os.killpg(node.pid, signal.SIGKILL)
+                out = node.communicate()[0]
+            tails.append(f"node {rank}:\n{out[-6000:]}")
         pytest.fail("the two nodes did not finish in 600 s; their stacks at the abort:\n" + "\n".join(tails))
     return [(node.returncode, out) for node, out in zip(nodes, outs)]
 

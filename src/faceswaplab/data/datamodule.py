@@ -353,6 +353,9 @@ class FaceDataModule(SampleAccess, pl.LightningDataModule):
         if train and trainer is not None:
             sampler = self._trainer_sampler(sampler, trainer)
         drop = (self.drop_last and train and len(sampler) >= bs) if drop_last is None else drop_last
+        # Under DDP the workers start from a fork server (see worker_context); elsewhere they are forked, which
+        # needs no `if __name__ == "__main__"` guard in the user's script and starts faster.
+        distributed = trainer is not None and trainer.world_size > 1
         return DataLoader(
             ds,
             batch_size=bs,
@@ -362,7 +365,7 @@ class FaceDataModule(SampleAccess, pl.LightningDataModule):
             pin_memory=self._pin(),
             drop_last=drop,
             worker_init_fn=worker_init if self.num_workers > 0 else None,
-            multiprocessing_context=worker_context() if self.num_workers > 0 else None,
+            multiprocessing_context=worker_context() if self.num_workers > 0 and distributed else None,
         )
 
     def _pin(self) -> bool:

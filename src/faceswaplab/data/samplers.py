@@ -23,11 +23,11 @@ def worker_init(worker_id: int) -> None:
 
 
 def worker_context():
-    """Where DataLoader workers start: a fork server (a clean single-threaded process that has imported the data
-    code), not this process. Forking a process that runs threads (another loader's queue feeders, gloo's, shard
-    readers') can leave the new worker deadlocked inside ``fork`` itself, waiting for a lock a thread held at that
-    instant; a two-node run hung so, its second worker stuck in ``PyOS_AfterFork_Child``. None (the platform's
-    default) where there is no fork server (Windows)."""
+    """Where the DataLoader workers of a distributed run start: a fork server (a clean single-threaded process that
+    has imported the data code), not this process. Forking a rank that runs threads (gloo's, another loader's queue
+    feeders) can leave the new worker deadlocked inside ``fork`` itself: a two-node run hung so, its second worker
+    stuck in ``PyOS_AfterFork_Child``. Like spawning, it needs the ``__main__`` guard that DDP's launcher needs
+    anyway. None (the platform's default) where there is no fork server (Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return None
     ctx = multiprocessing.get_context("forkserver")

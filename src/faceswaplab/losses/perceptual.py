@@ -50,11 +50,11 @@ class VGGLoss(nn.Module):
         return sum(w * F.l1_loss(f, r.detach()) for w, f, r in zip(weights, fake_feats, real_feats))
 
 
-def vgg_loss_if_cached(without: str) -> VGGLoss | None:
-    """VGG19's :class:`VGGLoss` where torchvision's weights are cached; else None and one warning, `without` (what
-    the caller does instead) followed by the missing file and how to get it."""
+def vgg_loss_if_cached(without: str, device: torch.device | str = "cpu") -> VGGLoss | None:
+    """VGG19's :class:`VGGLoss` on `device` where torchvision's weights are cached; else None and one warning,
+    `without` (what the caller does instead) followed by the missing file and how to get it."""
     try:
-        return VGGLoss(pretrained=True)
+        return VGGLoss(pretrained=True).to(device)
     except MissingWeightsError as e:
         log.warning("%s (%s)", without, e)
         return None

@@ -329,7 +329,7 @@ class FewShot(FaceSwapMethod):
         betas = (hp.beta1, hp.beta2)
         shared = [*self.identity_embedding.parameters(), self.w0, self.b, self.w_person]  # in L and L_DSC both
         opt_g = self.adam([*self.embedder.parameters(), *self.netG.parameters(), *self.proj.parameters(),
-                                  self.psi_person, *shared], lr=hp.lr_G, betas=betas)
+                           self.psi_person, *shared], lr=hp.lr_G, betas=betas)
         opt_d = self.adam([*self.netD.parameters(), *shared], lr=hp.lr_D, betas=betas)
         return [opt_g, opt_d]
 
@@ -339,8 +339,8 @@ class FewShot(FaceSwapMethod):
             from faceswaplab.losses import FacePerceptualLoss, vgg_loss_if_cached
 
             vgg = vgg_loss_if_cached("FewShot: VGG19's weights are not available, so L_CNT is the face network's "
-                                     "term alone") if self.hparams.lambda_vgg > 0 else None
-            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), None if vgg is None else vgg.to(self.device))
+                                     "term alone", self.device) if self.hparams.lambda_vgg > 0 else None
+            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), vgg)
         if self.finetune_source is not None and not self.person_ready:
             self.init_person(self.trainer.datamodule)
 

@@ -347,6 +347,6 @@ class Motion(FaceSwapMethod):
         if self.content is None:
             from faceswaplab.losses import FacePerceptualLoss, vgg_loss_if_cached
 
-            vgg = vgg_loss_if_cached("Motion: VGG19's weights are not available, so loss_perc is left out"
-                                     ) if self.hparams.lambda_vgg > 0 else None
-            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), None if vgg is None else vgg.to(self.device))
+            vgg = vgg_loss_if_cached("Motion: VGG19's weights are not available, so loss_perc is left out",
+                                     self.device) if self.hparams.lambda_vgg > 0 else None
+            self.__dict__["content"] = (FacePerceptualLoss().to(self.device), vgg)
